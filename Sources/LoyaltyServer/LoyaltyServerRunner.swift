@@ -1,0 +1,66 @@
+import Hummingbird
+import Logging
+import LoyaltyCache
+import LoyaltyStore
+import PostgresNIO
+import ServiceLifecycle
+
+/// Starts everything `loyalty serve` runs and keeps it running until SIGTERM or SIGINT.
+public enum LoyaltyServerRunner {
+    public static func run(configuration: ServerConfiguration, logger: Logger) async throws {
+        // Refuse to start against missing dependencies: a till would get nothing but errors.
+        do {
+            try await configuration.databaseURL.checkReachable(timeoutMs: configuration.dependencyTimeoutMs, logger: logger)
+        } catch {
+            throw StartupError.dependencyUnreachable(error.description)
+        }
+        let rules = try RulesDirectory.load(configuration.rulesDirectory)
+        logger.info("rules loaded", metadata: ["version": "\(rules.version)", "files": "\(rules.files.joined(separator: ","))"])
+
+        let postgres = PostgresClient(
+            configuration: configuration.databaseURL.clientConfiguration(
+                maximumConnections: configuration.databasePoolSize, connectTimeoutMs: configuration.dependencyTimeoutMs),
+            backgroundLogger: logger.with(label: "postgres"))
+        var redisConfiguration = RedisClient.Configuration(url: configuration.redisURL)
+        redisConfiguration.connectTimeoutMs = configuration.dependencyTimeoutMs
+        let redis = RedisClient(configuration: redisConfiguration, logger: logger)
+        let probe = ReadinessProbe(
+            postgres: postgres, redis: redis, databaseTarget: configuration.databaseURL.description,
+            timeoutMs: configuration.dependencyTimeoutMs)
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await postgres.run() }
+            defer { group.cancelAll() }
+
+            if let error = await probe.checkRedis() { throw StartupError.dependencyUnreachable(error) }
+
+            let pos = try await POSListener(host: configuration.bindHost, port: configuration.posPort, logger: logger)
+            let admin = AdminApplication.build(
+                host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger)
+            let services = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: pos), .init(service: admin)],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger))
+            logger.info(
+                "loyalty server starting",
+                metadata: [
+                    "pos": "\(configuration.bindHost):\(pos.boundPort)",
+                    "admin": "http://\(configuration.bindHost):\(configuration.adminPort)",
+                    "postgres": "\(configuration.databaseURL)", "redis": "\(configuration.redisURL)",
+                ])
+            try await services.run()
+            await redis.shutdown()
+            logger.info("loyalty server stopped")
+        }
+    }
+}
+
+extension Logger {
+    /// A logger for a library's background chatter: warnings and above only.
+    func with(label: String) -> Logger {
+        var copy = Logger(label: label)
+        copy.logLevel = max(logLevel, .warning)
+        return copy
+    }
+}

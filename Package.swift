@@ -45,6 +45,7 @@ let package = Package(
                 "LoyaltyCore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -112,6 +113,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Helpers for tests that need the real PostgreSQL and Redis started by scripts/services.sh.
+        .target(
+            name: "LoyaltyTestSupport",
+            dependencies: [
+                "LoyaltyStore",
+                "LoyaltyCache",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/LoyaltyTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "LoyaltyCoreTests",
             dependencies: ["LoyaltyCore"],
@@ -121,6 +134,7 @@ let package = Package(
             name: "LoyaltyStoreTests",
             dependencies: [
                 "LoyaltyStore",
+                "LoyaltyTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
@@ -138,6 +152,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "LoyaltyServer",
+                "LoyaltyTestSupport",
                 "LoyaltyStore",
                 "LoyaltyCache",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -8,6 +8,13 @@ public struct ReadinessReport: Sendable, Codable, Equatable {
     public var postgres: String
     public var redis: String
     public var errors: [String: String]
+
+    public init(ready: Bool, postgres: String, redis: String, errors: [String: String]) {
+        self.ready = ready
+        self.postgres = postgres
+        self.redis = redis
+        self.errors = errors
+    }
 }
 
 /// Asks PostgreSQL (`SELECT 1`) and Redis (`PING`) concurrently, each bounded by a timeout.

@@ -1,6 +1,7 @@
 import Foundation
 import NIOSSL
 import Logging
+import NIOCore
 import PostgresNIO
 
 /// A parsed `postgres://user:password@host:port/database?sslmode=…` URL.
@@ -98,8 +99,8 @@ extension DatabaseURL {
     public func checkReachable(timeoutMs: Int = 3_000, logger: Logger) async throws(StoreError) {
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: username, password: password, database: database,
-            tls: tlsMode == .disable ? .disable : .require(.makeClientConfiguration()))
-        configuration.options.connectTimeout = .milliseconds(Int64(timeoutMs))
+            tls: tlsMode == .disable ? .disable : .require(try! NIOSSLContext(configuration: .makeClientConfiguration())))
+        configuration.options.connectTimeout = TimeAmount.milliseconds(Int64(timeoutMs))
         do {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             defer { Task { try? await connection.close() } }

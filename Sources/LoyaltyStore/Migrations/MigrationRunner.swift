@@ -110,6 +110,7 @@ public struct MigrationRunner: Sendable {
             }
             progress("[\(position + 1)/\(pending.count)] applying \(file.fileName) (\(statements.count) statements)")
             let started = ContinuousClock.now
+            do {
             try await connection.withTransaction(logger: logger) { transaction in
                 for (index, statement) in statements.enumerated() {
                     do {
@@ -125,6 +126,13 @@ public struct MigrationRunner: Sendable {
                 try await transaction.query(
                     "INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES (\(file.version), \(file.name), \(file.checksumHex), \(durationMs))",
                     logger: logger)
+            }
+            } catch let error as PostgresTransactionError {
+                // Surface our own error from inside the transaction; the rollback already happened.
+                if let inner = error.closureError as? StoreError { throw inner }
+                throw StoreError.migrationFailed(
+                    file: file.fileName, statementIndex: statements.count,
+                    reason: PostgresErrorText.describe(error.commitError ?? error.beginError ?? error.closureError ?? error))
             }
             done.append(file.fileName)
         }

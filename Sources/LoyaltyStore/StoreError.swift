@@ -8,6 +8,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case migrationChecksumMismatch(version: Int, name: String, applied: String, onDisk: String)
     case migrationMissingFile(version: Int, name: String)
     case migrationFailed(file: String, statementIndex: Int, reason: String)
+    case notFound(String)
 
     public var description: String {
         switch self {
@@ -24,6 +25,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case .migrationMissingFile(let version, let name):
             "migration \(String(format: "%04d", version))_\(name) is applied in the database but its file is missing; "
                 + "restore it from version control"
+        case .notFound(let what):
+            "\(what) not found"
         case .migrationFailed(let file, let statementIndex, let reason):
             "migration \(file) failed at statement \(statementIndex + 1) and was rolled back: \(reason)"
         }

@@ -12,7 +12,7 @@ import Testing
 struct HealthTests {
     @Test("/health answers 200 and /ready answers 200 when PostgreSQL and Redis are up")
     func readyWhenUp() async throws {
-        let redis = RedisClient(configuration: .init(url: try TestServices.redisURL()), logger: TestServices.logger)
+        let redis = try TestServices.redisClient()
         defer { Task { await redis.shutdown() } }
         try await TestServices.withClient(try TestServices.databaseURL()) { postgres in
             let app = AdminApplication.build(
@@ -35,14 +35,12 @@ struct HealthTests {
     @Test("/ready reports a stopped Redis as down with 503")
     func readyReportsStoppedRedis() async throws {
         let scratch = try await ScratchRedis.start()
-        var configuration = RedisClient.Configuration(url: scratch.url)
-        configuration.breakerCooldownMs = 50
-        let redis = RedisClient(configuration: configuration, logger: TestServices.logger)
+        let redis = try TestServices.redisClient(scratch.url)
         defer { Task { await redis.shutdown() } }
         try await TestServices.withClient(try TestServices.databaseURL()) { postgres in
             let app = AdminApplication.build(
                 host: "127.0.0.1", port: 0,
-                probe: ReadinessProbe(postgres: postgres, redis: redis, databaseTarget: "test", timeoutMs: 1_000),
+                probe: ReadinessProbe(postgres: postgres, redis: redis, databaseTarget: "test", timeoutMs: 3_000),
                 logger: TestServices.logger)
             try await app.test(.router) { client in
                 try await client.execute(uri: "/ready", method: .get) { response in
@@ -64,13 +62,13 @@ struct HealthTests {
 
     @Test("/ready reports an unreachable PostgreSQL as down")
     func readyReportsDeadPostgres() async throws {
-        let redis = RedisClient(configuration: .init(url: try TestServices.redisURL()), logger: TestServices.logger)
+        let redis = try TestServices.redisClient()
         defer { Task { await redis.shutdown() } }
         let deadURL = try DatabaseURL("postgres://nobody@127.0.0.1:\(try freePort())/none")
         try await TestServices.withClient(deadURL) { postgres in
             let app = AdminApplication.build(
                 host: "127.0.0.1", port: 0,
-                probe: ReadinessProbe(postgres: postgres, redis: redis, databaseTarget: deadURL.description, timeoutMs: 500),
+                probe: ReadinessProbe(postgres: postgres, redis: redis, databaseTarget: deadURL.description, timeoutMs: 2_000),
                 logger: TestServices.logger)
             try await app.test(.router) { client in
                 try await client.execute(uri: "/ready", method: .get) { response in
@@ -120,7 +118,7 @@ struct HealthTests {
 struct RedisClientTests {
     @Test("binary-safe SET and GET, integers, nulls and errors")
     func roundTrips() async throws {
-        let redis = RedisClient(configuration: .init(url: try TestServices.redisURL()), logger: TestServices.logger)
+        let redis = try TestServices.redisClient()
         defer { Task { await redis.shutdown() } }
         let key = "test:\(UUID().uuidString)"
         let value: [UInt8] = [0, 13, 10, 255, 36, 42]
@@ -135,7 +133,7 @@ struct RedisClientTests {
 
     @Test("many pipelined commands on few connections each get their own reply")
     func pipelined() async throws {
-        let redis = RedisClient(configuration: .init(url: try TestServices.redisURL()), logger: TestServices.logger)
+        let redis = try TestServices.redisClient()
         defer { Task { await redis.shutdown() } }
         let prefix = "test:\(UUID().uuidString):"
         try await withThrowingTaskGroup(of: Void.self) { group in

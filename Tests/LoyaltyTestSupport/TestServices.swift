@@ -32,6 +32,16 @@ public enum TestServices {
         return try RedisURL(text)
     }
 
+    /// Generous timeouts: the test process runs many suites at once on two cores, and a slow answer there is
+    /// not what these tests are about (the breaker tests set their own).
+    public static func redisClient(_ url: RedisURL? = nil) throws -> RedisClient {
+        var configuration = RedisClient.Configuration(url: try url ?? redisURL())
+        configuration.connectTimeoutMs = 3_000
+        configuration.commandTimeoutMs = 3_000
+        configuration.breakerCooldownMs = 50
+        return RedisClient(configuration: configuration, logger: logger)
+    }
+
     public static var migrationsDirectory: URL {
         packageRoot.appendingPathComponent("migrations")
     }

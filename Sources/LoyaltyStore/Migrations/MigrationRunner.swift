@@ -157,6 +157,11 @@ public enum PostgresErrorText {
         return String(describing: error)
     }
 
+    /// The DETAIL of a server error (the ledger functions put JSON there).
+    public static func detail(_ error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.detail]
+    }
+
     /// The SQLSTATE of a server error, e.g. `23505` for a unique violation.
     public static func sqlState(_ error: any Error) -> String? {
         (error as? PSQLError)?.serverInfo?[.sqlState]

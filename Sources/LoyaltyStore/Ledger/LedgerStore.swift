@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import LoyaltyCore
+import NIOCore
+import PostgresNIO
+
+/// The ledger in PostgreSQL. Every write is one call to a ledger SQL function: one round trip, one transaction,
+/// idempotent on its key, all-or-nothing. The functions (migrations 0002, 0003) hold the locking argument.
+public struct LedgerStore: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func accrue(_ request: AccrualRequest, key: IdempotencyKey) async throws(LedgerStoreError) -> LedgerReceipt {
+        let hash = ByteBuffer(bytes: requestHash("accrue", request))
+        return try await call(
+            """
+            SELECT ledger_accrue(\(key.scope), \(key.key), \(hash), \(request.memberID), \(request.unit.rawValue),
+                \(request.amount), \(request.availableAt), \(request.expiresAt)::timestamptz, \(request.occurredAt), \(request.actor),
+                \(request.rulesVersion)::text, \(request.explanationJSON)::jsonb)::text
+            """)
+    }
+
+    public func hold(_ request: HoldRequest, key: IdempotencyKey) async throws(LedgerStoreError) -> LedgerReceipt {
+        let hash = ByteBuffer(bytes: requestHash("hold", request))
+        return try await call(
+            """
+            SELECT ledger_hold(\(key.scope), \(key.key), \(hash), \(request.memberID), \(request.unit.rawValue),
+                \(request.amount), \(request.expiresAt), \(request.actor))::text
+            """)
+    }
+
+    public func release(holdID: Int64, actor: String, key: IdempotencyKey) async throws(LedgerStoreError) -> LedgerReceipt {
+        let hash = ByteBuffer(bytes: requestHash("release", ["hold": "\(holdID)", "actor": actor]))
+        return try await call(
+            """
+            SELECT ledger_release(\(key.scope), \(key.key), \(hash), \(holdID), \(actor), 'released')::text
+            """)
+    }
+
+    public func redeem(_ request: RedemptionRequest, key: IdempotencyKey) async throws(LedgerStoreError) -> LedgerReceipt {
+        let hash = ByteBuffer(bytes: requestHash("redeem", request))
+        return try await call(
+            """
+            SELECT ledger_redeem(\(key.scope), \(key.key), \(hash), \(request.memberID), \(request.unit.rawValue),
+                \(request.amount), \(request.holdID)::bigint, \(request.occurredAt), \(request.actor),
+                \(request.explanationJSON)::jsonb)::text
+            """)
+    }
+
+    public func reverse(_ request: ReversalRequest, key: IdempotencyKey) async throws(LedgerStoreError) -> LedgerReceipt {
+        let hash = ByteBuffer(bytes: requestHash("reverse", request))
+        return try await call(
+            """
+            SELECT ledger_reverse(\(key.scope), \(key.key), \(hash), \(request.originalEntryID), \(request.amount),
+                \(request.occurredAt), \(request.actor), \(request.explanationJSON)::jsonb)::text
+            """)
+    }
+
+    public func adjust(_ request: AdjustmentRequest, key: IdempotencyKey) async throws(LedgerStoreError) -> LedgerReceipt {
+        let hash = ByteBuffer(bytes: requestHash("adjust", request))
+        return try await call(
+            """
+            SELECT ledger_adjust(\(key.scope), \(key.key), \(hash), \(request.memberID), \(request.unit.rawValue),
+                \(request.delta), \(request.reason), \(request.actor), \(request.expiresAt)::timestamptz)::text
+            """)
+    }
+
+    /// Runs one batch of a job (`activate`, `expire`, `expireHolds`), at most `batchSize` members or holds.
+    public func runJobBatch(_ job: LedgerJob, batchSize: Int) async throws(LedgerStoreError) -> JobBatchResult {
+        precondition(batchSize > 0 && batchSize <= 10_000, "job batches are bounded")
+        let batch = Int32(batchSize)
+        let query: PostgresQuery =
+            switch job {
+            case .activatePending: "SELECT ledger_activate_due(\(batch))::text"
+            case .expireLots: "SELECT ledger_expire_due(\(batch))::text"
+            case .expireHolds: "SELECT ledger_expire_holds(\(batch))::text"
+            }
+        return try await call(query)
+    }
+
+    public func balances(memberID: Int64, unit: LedgerUnit) async throws(LedgerStoreError) -> MemberBalances {
+        try await call("SELECT ledger_balances(\(memberID), \(unit.rawValue))::text")
+    }
+
+    /// Balances as they were at `instant`, rebuilt from postings (the cached balances only know the present).
+    public func balances(memberID: Int64, unit: LedgerUnit, asOf instant: Date) async throws(LedgerStoreError) -> MemberBalances {
+        try await call(
+            """
+            SELECT jsonb_build_object(
+                'available', coalesce(sum(p.amount) FILTER (WHERE a.bucket = 'available'), 0),
+                'pending', coalesce(sum(p.amount) FILTER (WHERE a.bucket = 'pending'), 0),
+                'held', coalesce(sum(p.amount) FILTER (WHERE a.bucket = 'held'), 0))::text
+            FROM accounts a
+            JOIN postings p ON p.account_id = a.account_id
+            JOIN journal_entries e ON e.entry_id = p.entry_id
+            WHERE a.member_id = \(memberID) AND a.unit = \(unit.rawValue) AND e.recorded_at <= \(instant)
+            """)
+    }
+
+    private func call<Result: Decodable>(_ query: PostgresQuery) async throws(LedgerStoreError) -> Result {
+        do {
+            let rows = try await client.query(query, logger: logger)
+            for try await text in rows.decode(String.self) {
+                return try LedgerJSON.decoder.decode(Result.self, from: Data(text.utf8))
+            }
+            throw LedgerStoreError.invariantViolated("a ledger function returned no row")
+        } catch {
+            throw LedgerStoreError.from(error)
+        }
+    }
+}
+
+public enum LedgerJob: String, Sendable, CaseIterable {
+    case activatePending = "activate-pending"
+    case expireLots = "expire-lots"
+    case expireHolds = "expire-holds"
+}
+
+enum LedgerJSON {
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
+}

@@ -37,9 +37,10 @@ public enum LoyaltyServerRunner {
             let pos = try await POSListener(host: configuration.bindHost, port: configuration.posPort, logger: logger)
             let admin = AdminApplication.build(
                 host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger)
+            let jobs = LedgerJobsService(ledger: LedgerStore(client: postgres, logger: logger), logger: logger)
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: pos), .init(service: admin)],
+                    services: [.init(service: pos), .init(service: admin), .init(service: jobs)],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             logger.info(

@@ -321,3 +321,38 @@ struct LedgerStoreTests {
         }
     }
 }
+
+@Suite("Ledger history")
+struct LedgerHistoryTests {
+    @Test("history is paged newest first with movements and explanations")
+    func pagedNewestFirst() async throws {
+        try await withLedger { f in
+            let member = try await f.newMember()
+            let now = Date()
+            _ = try await f.ledger.accrue(
+                AccrualRequest(
+                    memberID: member, unit: .points, amount: 10, availableAt: now, expiresAt: nil, occurredAt: now,
+                    actor: "till-7", rulesVersion: "abc", explanationJSON: #"{"lines":[{"line":"1","rule":"base","points":10}]}"#),
+                key: f.key())
+            for amount in [20, 30, 40] as [Int64] { try await f.accrue(member, amount) }
+            _ = try await f.redeem(member, 5)
+
+            let first = try await f.ledger.history(memberID: member, limit: 2)
+            #expect(first.entries.map(\.kind) == ["redemption", "accrual"])
+            #expect(first.entries[0].movements == [.init(bucket: "available", amount: -5)])
+            let cursor = try #require(first.nextCursor)
+            let second = try await f.ledger.history(memberID: member, before: cursor, limit: 2)
+            #expect(second.entries.map(\.amount) == [30, 20])
+            let third = try await f.ledger.history(memberID: member, before: second.nextCursor, limit: 2)
+            #expect(third.entries.map(\.amount) == [10])
+            #expect(third.nextCursor == nil)
+            #expect(third.entries[0].rulesVersion == "abc")
+            #expect(third.entries[0].actor == "till-7")
+            guard case .object(let explanation) = third.entries[0].explanation, case .array(let lines)? = explanation["lines"] else {
+                Issue.record("explanation lost: \(third.entries[0].explanation)")
+                return
+            }
+            #expect(lines.count == 1)
+        }
+    }
+}

@@ -186,4 +186,11 @@ public struct JobBatchResult: Sendable, Codable, Equatable {
     public var lots: Int?
     public var amount: Int64?
     public var holds: Int?
+
+    public init(members: Int? = nil, lots: Int? = nil, amount: Int64? = nil, holds: Int? = nil) {
+        self.members = members
+        self.lots = lots
+        self.amount = amount
+        self.holds = holds
+    }
 }

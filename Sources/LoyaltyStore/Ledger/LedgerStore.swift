@@ -102,7 +102,7 @@ public struct LedgerStore: Sendable {
             """)
     }
 
-    private func call<Result: Decodable>(_ query: PostgresQuery) async throws(LedgerStoreError) -> Result {
+    func call<Result: Decodable>(_ query: PostgresQuery) async throws(LedgerStoreError) -> Result {
         do {
             let rows = try await client.query(query, logger: logger)
             for try await text in rows.decode(String.self) {

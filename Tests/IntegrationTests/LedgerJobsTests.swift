@@ -1,0 +1,48 @@
+import Foundation
+import LoyaltyServer
+import LoyaltyStore
+import LoyaltyTestSupport
+import Testing
+
+@Suite("Ledger jobs inside the server")
+struct LedgerJobsTests {
+    @Test("one pass activates due pending lots, expires due lots and releases abandoned holds; two at once do each once")
+    func jobsRunOnceEvenConcurrently() async throws {
+        try await TestServices.withMigratedDatabase { _, client in
+            let ledger = LedgerStore(client: client, logger: TestServices.logger)
+            let members = MemberStore(client: client, logger: TestServices.logger)
+            var memberIDs: [Int64] = []
+            for index in 0..<30 {
+                let now = Date()
+                let member = try await members.create(NewMember())
+                memberIDs.append(member)
+                let key = try IdempotencyKey(scope: "test", key: "a\(index)")
+                _ = try await ledger.accrue(
+                    AccrualRequest(memberID: member, unit: .points, amount: 100, availableAt: now.addingTimeInterval(1),
+                                   expiresAt: nil, occurredAt: now, actor: "t"), key: key)
+                _ = try await ledger.accrue(
+                    AccrualRequest(memberID: member, unit: .points, amount: 50, availableAt: now,
+                                   expiresAt: now.addingTimeInterval(1), occurredAt: now, actor: "t"),
+                    key: try IdempotencyKey(scope: "test", key: "b\(index)"))
+                _ = try await ledger.hold(
+                    HoldRequest(memberID: member, unit: .points, amount: 10, expiresAt: now.addingTimeInterval(1), actor: "t"),
+                    key: try IdempotencyKey(scope: "test", key: "h\(index)"))
+            }
+            try await Task.sleep(for: .milliseconds(1_200))
+            var jobs = LedgerJobsService(ledger: ledger, batchSize: 7, logger: TestServices.logger)
+            jobs.maximumBatchesPerRun = 50
+            let service = jobs
+            async let first = service.runOnce()
+            async let second = service.runOnce()
+            let (a, b) = await (first, second)
+            #expect((a[.activatePending]?.amount ?? 0) + (b[.activatePending]?.amount ?? 0) == 30 * 100)
+            #expect((a[.expireHolds]?.holds ?? 0) + (b[.expireHolds]?.holds ?? 0) == 30)
+            // Lots expire after holds are released (the job order), so each member loses its 50 exactly once.
+            #expect((a[.expireLots]?.amount ?? 0) + (b[.expireLots]?.amount ?? 0) == 30 * 50)
+            for member in memberIDs {
+                #expect(try await ledger.balances(memberID: member, unit: .points) == MemberBalances(available: 100, pending: 0, held: 0))
+            }
+            #expect(try await LedgerAudit(client: client, logger: TestServices.logger).run().isClean)
+        }
+    }
+}

@@ -32,11 +32,11 @@ struct MigrateCommand: AsyncParsableCommand {
 /// Runs `body` with a started client, first checking that the server answers so an unreachable database is one
 /// clear line instead of a hang.
 func withPostgres<Result: Sendable>(
-    _ url: DatabaseURL, logger: Logger, connectTimeoutMs: Int = 3_000,
+    _ url: DatabaseURL, logger: Logger, connectTimeoutMs: Int = 3_000, maximumConnections: Int = 4,
     _ body: @Sendable @escaping (PostgresClient) async throws -> Result
 ) async throws -> Result {
     let client = PostgresClient(
-        configuration: url.clientConfiguration(maximumConnections: 4, connectTimeoutMs: connectTimeoutMs),
+        configuration: url.clientConfiguration(maximumConnections: maximumConnections, connectTimeoutMs: connectTimeoutMs),
         backgroundLogger: Logger(label: "postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
     try await url.checkReachable(timeoutMs: connectTimeoutMs, logger: logger)
     return try await withThrowingTaskGroup(of: Void.self) { group in

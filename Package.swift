@@ -33,6 +33,16 @@ let package = Package(
             name: "LoyaltyCore",
             swiftSettings: swiftSettings
         ),
+        // The rules files of rules/: YAML parsing and validation with file, line and field in every error.
+        .target(
+            name: "LoyaltyRules",
+            dependencies: [
+                "LoyaltyCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // hiredis from Debian's libhiredis-dev. No pkgConfig: Debian's .pc file confuses SwiftPM.
         .systemLibrary(
             name: "CHiredis",
@@ -78,6 +88,7 @@ let package = Package(
             name: "LoyaltyServer",
             dependencies: [
                 "LoyaltyCore",
+                "LoyaltyRules",
                 "LoyaltyStore",
                 "LoyaltyCache",
                 "POSProtocol",
@@ -129,6 +140,11 @@ let package = Package(
         .testTarget(
             name: "LoyaltyCoreTests",
             dependencies: ["LoyaltyCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LoyaltyRulesTests",
+            dependencies: ["LoyaltyRules", "LoyaltyCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

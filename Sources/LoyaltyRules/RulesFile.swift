@@ -1,0 +1,5 @@
+import LoyaltyCore
+import Yams
+
+/// Placeholder until the rules loader lands.
+enum RulesFilePlaceholder {}

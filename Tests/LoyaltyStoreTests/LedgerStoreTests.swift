@@ -314,7 +314,12 @@ struct LedgerStoreTests {
             #expect(clean.isClean, "\(clean.checks.filter { $0.violations > 0 })")
             #expect(clean.entries > 50)
 
-            try await f.client.query("UPDATE postings SET amount = amount + 1 WHERE entry_id = (SELECT min(entry_id) FROM postings)")
+            // Exactly one posting of one entry doubled: that entry no longer sums to zero.
+            try await f.client.query(
+                """
+                UPDATE postings SET amount = amount * 2
+                WHERE (entry_id, account_id) = (SELECT entry_id, account_id FROM postings ORDER BY entry_id, account_id LIMIT 1)
+                """)
             let corrupted = try await f.audit()
             #expect(!corrupted.isClean)
             #expect(corrupted.checks.first { $0.name.hasPrefix("every entry") }?.violations == 1)

@@ -82,24 +82,28 @@ public struct LedgerAudit: Sendable {
         // One snapshot for all checks, so a running server cannot make them disagree with each other.
         let (entries, postings) = try await client.withConnection { connection in
             try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            defer { Task { _ = try? await connection.query("ROLLBACK", logger: logger) } }
-            var counts: (Int, Int) = (0, 0)
-            let rows = try await connection.query(
-                "SELECT (SELECT count(*) FROM journal_entries)::int8, (SELECT count(*) FROM postings)::int8", logger: logger)
-            for try await (e, p) in rows.decode((Int, Int).self) { counts = (e, p) }
-            for (index, check) in Self.checks.enumerated() {
-                progress("[\(index + 1)/\(Self.checks.count)] \(check.name)")
-                let rows = try await connection.query(PostgresQuery(unsafeSQL: check.sql), logger: logger)
-                var violations = 0
-                var samples: [String] = []
-                for try await id in rows.decode(String.self) {
-                    violations += 1
-                    if samples.count < 5 { samples.append(id) }
+            do {
+                var counts: (Int, Int) = (0, 0)
+                let rows = try await connection.query(
+                    "SELECT (SELECT count(*) FROM journal_entries)::int8, (SELECT count(*) FROM postings)::int8", logger: logger)
+                for try await (e, p) in rows.decode((Int, Int).self) { counts = (e, p) }
+                for (index, check) in Self.checks.enumerated() {
+                    progress("[\(index + 1)/\(Self.checks.count)] \(check.name)")
+                    let rows = try await connection.query(PostgresQuery(unsafeSQL: check.sql), logger: logger)
+                    var violations = 0
+                    var samples: [String] = []
+                    for try await id in rows.decode(String.self) {
+                        violations += 1
+                        if samples.count < 5 { samples.append(id) }
+                    }
+                    results.append(Check(name: check.name, violations: violations, samples: samples))
                 }
-                results.append(Check(name: check.name, violations: violations, samples: samples))
+                try await connection.query("COMMIT", logger: logger)
+                return counts
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
             }
-            try await connection.query("COMMIT", logger: logger)
-            return counts
         }
         return Report(checks: results, entries: entries, postings: postings)
     }

@@ -151,6 +151,7 @@ let package = Package(
             name: "LoyaltyStoreTests",
             dependencies: [
                 "LoyaltyStore",
+                "LoyaltyCore",
                 "LoyaltyTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

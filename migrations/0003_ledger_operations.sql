@@ -218,15 +218,20 @@ BEGIN
             UPDATE lots SET remaining_amount = remaining_amount - v_own,
                             state = CASE WHEN remaining_amount - v_own = 0 THEN 'reversed' ELSE state END
             WHERE lot_id = v_lot.lot_id;
-            PERFORM ledger_post(v_entry, v_member, v_lot.state, v_original.unit, -v_own);
         END IF;
         v_left := p_amount - v_own;
         IF v_left > 0 THEN
             v_other := least(v_left, v_available);
             IF v_other > 0 THEN
-                PERFORM ledger_post(v_entry, v_member, 'available', v_original.unit, -v_other);
                 PERFORM ledger_consume_lots(v_entry, v_member, v_original.unit, v_other);
             END IF;
+        END IF;
+        -- One posting per bucket (postings are keyed by entry and account).
+        IF v_lot.state = 'pending' THEN
+            PERFORM ledger_post(v_entry, v_member, 'pending', v_original.unit, -v_own);
+            PERFORM ledger_post(v_entry, v_member, 'available', v_original.unit, -v_other);
+        ELSE
+            PERFORM ledger_post(v_entry, v_member, 'available', v_original.unit, -(v_own + v_other));
         END IF;
         PERFORM ledger_post(v_entry, NULL, 'issued', v_original.unit, v_own + v_other);
         UPDATE journal_entries SET unrecovered_amount = p_amount - v_own - v_other WHERE entry_id = v_entry;

@@ -81,6 +81,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            exclude: ["pos_v1.proto"],
             swiftSettings: swiftSettings
         ),
         // Wiring: POS service, admin HTTP, jobs, lifecycle.

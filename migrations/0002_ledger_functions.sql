@@ -22,7 +22,11 @@ ALTER TABLE journal_entries
     ADD COLUMN reversed_amount bigint NOT NULL DEFAULT 0 CHECK (reversed_amount >= 0 AND reversed_amount <= amount),
     -- On reversals of accruals: points already spent that could not be taken back.
     ADD COLUMN unrecovered_amount bigint NOT NULL DEFAULT 0 CHECK (unrecovered_amount >= 0),
-    ADD COLUMN hold_id bigint;
+    ADD COLUMN hold_id bigint,
+    -- Money spent (accruals: the paid amount; reversals for returns: minus the refunded amount), for tier
+    -- qualification over a rolling window.
+    ADD COLUMN spend_minor bigint NOT NULL DEFAULT 0;
+CREATE INDEX journal_entries_spend_idx ON journal_entries (member_id, occurred_at) WHERE spend_minor <> 0;
 
 -- Which lots a redemption (or negative adjustment) consumed, in order, so a reversal restores points to the
 -- very lots, with their expiry dates.

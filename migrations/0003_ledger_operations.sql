@@ -5,7 +5,7 @@
 CREATE FUNCTION ledger_accrue(
     p_scope text, p_key text, p_hash bytea, p_member bigint, p_unit text, p_amount bigint,
     p_available_at timestamptz, p_expires_at timestamptz, p_occurred_at timestamptz, p_actor text,
-    p_rules_version text, p_explanation jsonb
+    p_rules_version text, p_explanation jsonb, p_spend_minor bigint DEFAULT 0
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_replay jsonb := ledger_claim_key(p_scope, p_key, p_hash);
@@ -13,6 +13,7 @@ DECLARE
     v_entry bigint;
     v_lot bigint;
     v_state text;
+    v_tier jsonb;
     v_response jsonb;
 BEGIN
     IF v_replay IS NOT NULL THEN
@@ -32,8 +33,16 @@ BEGIN
     RETURNING lot_id INTO v_lot;
     PERFORM ledger_post(v_entry, NULL, 'issued', p_unit, -p_amount);
     PERFORM ledger_post(v_entry, p_member, v_state, p_unit, p_amount);
+    IF p_spend_minor <> 0 THEN
+        IF p_spend_minor < 0 THEN
+            PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('spend_minor', p_spend_minor));
+        END IF;
+        UPDATE journal_entries SET spend_minor = p_spend_minor WHERE entry_id = v_entry;
+        -- The purchase that crosses a tier threshold upgrades the member in the same transaction.
+        v_tier := tier_upgrade_on_purchase(p_member, p_actor);
+    END IF;
     v_response := ledger_response(v_entry, p_member, p_unit, v_version,
-        jsonb_build_object('lot_id', v_lot, 'amount', p_amount, 'state', v_state));
+        jsonb_build_object('lot_id', v_lot, 'amount', p_amount, 'state', v_state, 'tier_change', v_tier));
     PERFORM ledger_store_key(p_scope, p_key, v_entry, v_response);
     RETURN v_response;
 END $$;
@@ -164,7 +173,7 @@ END $$;
 -- with their original expiry dates.
 CREATE FUNCTION ledger_reverse(
     p_scope text, p_key text, p_hash bytea, p_original bigint, p_amount bigint, p_occurred_at timestamptz,
-    p_actor text, p_explanation jsonb
+    p_actor text, p_explanation jsonb, p_refunded_spend_minor bigint DEFAULT 0
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_replay jsonb := ledger_claim_key(p_scope, p_key, p_hash);
@@ -202,6 +211,12 @@ BEGIN
     v_entry := ledger_new_entry('reversal', v_member, v_original.unit, p_amount, p_actor, NULL, p_original, NULL,
                                 p_explanation, p_occurred_at);
     UPDATE journal_entries SET reversed_amount = reversed_amount + p_amount WHERE entry_id = p_original;
+    IF p_refunded_spend_minor < 0 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('refunded_spend_minor', p_refunded_spend_minor));
+    END IF;
+    IF p_refunded_spend_minor > 0 THEN
+        UPDATE journal_entries SET spend_minor = -p_refunded_spend_minor WHERE entry_id = v_entry;
+    END IF;
 
     IF v_original.kind = 'accrual' THEN
         SELECT * INTO STRICT v_lot FROM lots WHERE entry_id = p_original FOR UPDATE;

@@ -45,11 +45,14 @@ public struct AccrualRequest: Sendable, Codable, Equatable {
     public var rulesVersion: String?
     /// JSON explanation: which rule, tier and campaign gave what, per line.
     public var explanationJSON: String
+    /// What the purchase paid, for tier qualification (0 for accruals that are not purchases).
+    public var spendMinor: Int64
 
     public init(
         memberID: Int64, unit: LedgerUnit, amount: Int64, availableAt: Date, expiresAt: Date?, occurredAt: Date,
-        actor: String, rulesVersion: String? = nil, explanationJSON: String = "{}"
+        actor: String, rulesVersion: String? = nil, explanationJSON: String = "{}", spendMinor: Int64 = 0
     ) {
+        self.spendMinor = spendMinor
         self.memberID = memberID
         self.unit = unit
         self.amount = amount
@@ -108,8 +111,14 @@ public struct ReversalRequest: Sendable, Codable, Equatable {
     public var occurredAt: Date
     public var actor: String
     public var explanationJSON: String
+    /// What a return refunded, taken off the member's qualifying spend.
+    public var refundedSpendMinor: Int64
 
-    public init(originalEntryID: Int64, amount: Int64, occurredAt: Date, actor: String, explanationJSON: String = "{}") {
+    public init(
+        originalEntryID: Int64, amount: Int64, occurredAt: Date, actor: String, explanationJSON: String = "{}",
+        refundedSpendMinor: Int64 = 0
+    ) {
+        self.refundedSpendMinor = refundedSpendMinor
         self.originalEntryID = originalEntryID
         self.amount = amount
         self.occurredAt = occurredAt
@@ -178,6 +187,15 @@ public struct LedgerReceipt: Sendable, Codable, Equatable {
     public var reversesEntryId: Int64?
     public var originalRemaining: Int64?
     public var delta: Int64?
+    /// Set when this purchase moved the member to another tier.
+    public var tierChange: TierChange?
+}
+
+/// A tier change: from and to tier codes, and why.
+public struct TierChange: Sendable, Codable, Equatable {
+    public var from: String
+    public var to: String
+    public var reason: String
 }
 
 /// What a batch job did.

@@ -21,7 +21,7 @@ public struct LedgerStore: Sendable {
             """
             SELECT ledger_accrue(\(key.scope), \(key.key), \(hash), \(request.memberID), \(request.unit.rawValue),
                 \(request.amount), \(request.availableAt), \(request.expiresAt)::timestamptz, \(request.occurredAt), \(request.actor),
-                \(request.rulesVersion)::text, \(request.explanationJSON)::jsonb)::text
+                \(request.rulesVersion)::text, \(request.explanationJSON)::jsonb, \(request.spendMinor))::text
             """)
     }
 
@@ -57,7 +57,8 @@ public struct LedgerStore: Sendable {
         return try await call(
             """
             SELECT ledger_reverse(\(key.scope), \(key.key), \(hash), \(request.originalEntryID), \(request.amount),
-                \(request.occurredAt), \(request.actor), \(request.explanationJSON)::jsonb)::text
+                \(request.occurredAt), \(request.actor), \(request.explanationJSON)::jsonb,
+                \(request.refundedSpendMinor))::text
             """)
     }
 

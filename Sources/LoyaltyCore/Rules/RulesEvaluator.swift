@@ -1,0 +1,261 @@
+import Foundation
+
+/// Evaluates baskets against a validated `RuleSet`. Pure and deterministic: the same rule set, basket, tier,
+/// campaigns, segments, `now` and balance always give the same `Quote`, explanation text included.
+///
+/// Per line: paid = quantity × unit price − discount. An excluded category earns 0. Otherwise
+///
+///     exact award = paid × (rate × P × C + E × 10_000²) / 10_000³
+///
+/// - rate: the rate set on the member's tier itself (`tierRateOverrideBp`, the database's
+///   `earn_rate_override_bp`) if given, else the tier's rate in the rules if listed, else the default rate
+///   (bp of paid, in the earn unit);
+/// - P, the product multiplier: the SKU's if listed (it wins over the category's), else the category's, else ×1;
+/// - C, the campaign multiplier: ×1 plus the extra part of every applying multiplier campaign
+///   (×2 and ×1.5 → ×2.5); C multiplies P (own brand ×2 in a double-points campaign → ×4);
+/// - E: the sum of the applying campaigns' extra rates, added on top and not multiplied.
+///
+/// If the earning lines together pay less than the minimum basket, every line earns 0. Exact awards become whole
+/// units as `RoundingMode` says. Arithmetic is integer and 128-bit wide; a result beyond 64 bits is an error.
+public struct RulesEvaluator: Sendable {
+    public let ruleSet: RuleSet
+    /// Recorded on every quote, so a ledger entry says which rules produced it.
+    public let rulesVersion: String?
+
+    public init(ruleSet: RuleSet, rulesVersion: String? = nil) {
+        self.ruleSet = ruleSet
+        self.rulesVersion = rulesVersion
+    }
+
+    /// Quotes what `basket` earns for a member of tier `tierCode`, and how many points it could pay.
+    ///
+    /// - campaigns: the campaigns that may apply (each id once); those inactive at `now`, for another tier or for
+    ///   a segment the member is not in (`memberSegments` holds the ids of campaigns whose segment the member is
+    ///   in) are listed in the quote's explanation as not applied.
+    /// - availableBalance: the member's spendable balance, ≥ 0.
+    /// - tierRateOverrideBp: a rate configured on the tier itself; wins over the rules' rates.
+    public func quote(
+        basket: Basket, tierCode: String, campaigns: [CampaignMultiplier], memberSegments: Set<Int64>,
+        now: Date, availableBalance: Int64, tierRateOverrideBp: Int64? = nil
+    ) throws(QuoteError) -> Quote {
+        do { try basket.validate(currency: ruleSet.currency) } catch { throw .basket(error) }
+        guard availableBalance >= 0 else { throw .negativeBalance(availableBalance) }
+        let rate = try rate(tierCode: tierCode, override: tierRateOverrideBp)
+        var ids = Set<Int64>()
+        for campaign in campaigns where !ids.insert(campaign.campaignID).inserted {
+            throw .duplicateCampaign(campaign.campaignID)
+        }
+
+        let earn = ruleSet.earn
+        var basketSteps: [ExplanationStep] = []
+        var applying: [CampaignMultiplier] = []
+        for campaign in campaigns.sorted(by: { $0.campaignID < $1.campaignID }) {
+            if let why = campaign.memberExclusion(tierCode: tierCode, memberSegments: memberSegments, now: now) {
+                basketSteps.append(ExplanationStep(rule: .campaignNotApplied,
+                                                   detail: "campaign \(campaign.name): \(why)",
+                                                   campaignID: campaign.campaignID))
+            } else {
+                applying.append(campaign)
+            }
+        }
+
+        // Exact numerators per line (nil = excluded), before any rounding.
+        var drafts: [LineDraft] = []
+        var paidTotal: Int64 = 0
+        var earningPaid: Int64 = 0
+        var redeemablePaid: Int64 = 0
+        for line in basket.lines {
+            let paid = line.paidMinor!  // validated: fits
+            paidTotal += paid  // validated: the basket total fits
+            if !ruleSet.redemption.nonRedeemableCategories.contains(line.category) { redeemablePaid += paid }
+            if earn.excludedCategories.contains(line.category) {
+                drafts.append(LineDraft(line: line, paid: paid, numerator: nil, steps: [ExplanationStep(
+                    rule: .excluded, detail: "category \(line.category) is excluded from earning")]))
+                continue
+            }
+            earningPaid += paid
+            drafts.append(try draft(line: line, paid: paid, rate: rate, campaigns: applying))
+        }
+
+        let unitName = earn.unit == .points ? "points" : "cashback minor units"
+        let belowMinimum = earningPaid < earn.minimumBasketMinor
+        let awards: [Int64]
+        if belowMinimum {
+            let detail = "earning lines paid \(earningPaid), below the minimum basket of \(earn.minimumBasketMinor): "
+                + "nothing earned"
+            basketSteps.append(ExplanationStep(rule: .minimumBasket, detail: detail))
+            for index in drafts.indices where drafts[index].numerator != nil {
+                drafts[index].steps = [ExplanationStep(rule: .minimumBasket, detail: detail)]
+            }
+            awards = drafts.map { _ in 0 }
+        } else {
+            basketSteps.append(ExplanationStep(
+                rule: .minimumBasket,
+                detail: "earning lines paid \(earningPaid), at least the minimum basket of \(earn.minimumBasketMinor)"))
+            awards = try round(&drafts, unitName: unitName, basketSteps: &basketSteps)
+        }
+
+        var total: Int64 = 0
+        for award in awards {
+            let (sum, overflow) = total.addingReportingOverflow(award)
+            guard !overflow else { throw .overflow("the total award") }
+            total = sum
+        }
+        let lines = zip(drafts, awards).map { draft, award in
+            LineQuote(lineID: draft.line.lineID, sku: draft.line.sku, category: draft.line.category,
+                      quantity: draft.line.quantity, paidMinor: draft.paid, award: award, explanation: draft.steps)
+        }
+        let redeemable = maxRedeemable(redeemablePaid: redeemablePaid, balance: availableBalance,
+                                       steps: &basketSteps)
+        return Quote(unit: earn.unit, lines: lines, totalAward: total, paidTotalMinor: paidTotal,
+                     earningPaidMinor: earningPaid, redeemablePaidMinor: redeemablePaid,
+                     maxRedeemablePoints: redeemable, rulesVersion: rulesVersion, explanation: basketSteps)
+    }
+
+    struct LineDraft {
+        let line: BasketLine
+        let paid: Int64
+        /// paid × K; nil for an excluded line.
+        let numerator: UInt128?
+        var steps: [ExplanationStep]
+    }
+
+    /// The member's rate and the step that explains it.
+    private func rate(tierCode: String, override: Int64?) throws(QuoteError) -> (bp: Int64, step: ExplanationStep) {
+        if let override {
+            let limit = ruleSet.earn.unit == .points ? RuleLimits.maxPointsRateBp : RuleLimits.maxCashbackRateBp
+            guard (0...limit).contains(override) else { throw .invalidTierRate(override) }
+            return (override, ExplanationStep(
+                rule: .tierRate, detail: "tier \(tierCode) earns \(override) bp of the paid amount (set on the tier)",
+                effectBp: override))
+        }
+        let (rate, fromTier) = ruleSet.rateBp(forTier: tierCode)
+        return (rate, fromTier
+            ? ExplanationStep(rule: .tierRate, detail: "tier \(tierCode) earns \(rate) bp of the paid amount",
+                              effectBp: rate)
+            : ExplanationStep(rule: .baseRate, detail: "default rate \(rate) bp of the paid amount "
+                                + "(tier \(tierCode) has no own rate)", effectBp: rate))
+    }
+
+    private func draft(
+        line: BasketLine, paid: Int64, rate rated: (bp: Int64, step: ExplanationStep), campaigns: [CampaignMultiplier]
+    ) throws(QuoteError) -> LineDraft {
+        var steps = [rated.step]
+        let rate = rated.bp
+
+        var product = RuleLimits.bpPerUnit
+        if let bp = ruleSet.earn.skuMultipliersBp[line.sku] {
+            product = bp
+            let overrides = ruleSet.earn.categoryMultipliersBp[line.category] != nil
+                ? "; wins over category \(line.category)" : ""
+            steps.append(ExplanationStep(rule: .skuMultiplier,
+                                         detail: "SKU \(line.sku) \(ExactArithmetic.times(bp))\(overrides)",
+                                         effectBp: bp))
+        } else if let bp = ruleSet.earn.categoryMultipliersBp[line.category] {
+            product = bp
+            steps.append(ExplanationStep(rule: .categoryMultiplier,
+                                         detail: "category \(line.category) \(ExactArithmetic.times(bp))",
+                                         effectBp: bp))
+        }
+
+        var campaignBp = RuleLimits.bpPerUnit
+        var extraBp: Int64 = 0
+        for campaign in campaigns where campaign.matches(line) {
+            switch campaign.effect {
+            case .multiplier(let bp):
+                // Extra parts add: ×2 and ×1.5 give ×2.5. Each is at most maxMultiplierBp, so this cannot
+                // overflow for any realistic count; checked all the same.
+                let (sum, overflow) = campaignBp.addingReportingOverflow(bp - RuleLimits.bpPerUnit)
+                guard !overflow else { throw .overflow("the campaign multiplier of line \(line.lineID)") }
+                campaignBp = sum
+                steps.append(ExplanationStep(rule: .campaign,
+                                             detail: "campaign \(campaign.name) \(ExactArithmetic.times(bp))",
+                                             campaignID: campaign.campaignID, effectBp: bp))
+            case .extraRate(let bp):
+                let (sum, overflow) = extraBp.addingReportingOverflow(bp)
+                guard !overflow else { throw .overflow("the extra rate of line \(line.lineID)") }
+                extraBp = sum
+                steps.append(ExplanationStep(rule: .campaign,
+                                             detail: "campaign \(campaign.name) adds \(bp) bp of the paid amount",
+                                             campaignID: campaign.campaignID, effectBp: bp))
+            }
+        }
+        guard let factor = ExactArithmetic.factor(rateBp: rate, productBp: product, campaignBp: campaignBp,
+                                                  extraBp: extraBp),
+              let numerator = ExactArithmetic.numerator(paidMinor: paid, factor: factor),
+              ExactArithmetic.floor(numerator) != nil
+        else { throw .overflow("the award of line \(line.lineID)") }
+        return LineDraft(line: line, paid: paid, numerator: numerator, steps: steps)
+    }
+
+    /// Whole awards per line, as the rounding mode says; adds a rounding step to every earning line.
+    private func round(
+        _ drafts: inout [LineDraft], unitName: String, basketSteps: inout [ExplanationStep]
+    ) throws(QuoteError) -> [Int64] {
+        let d = ExactArithmetic.denominator
+        var awards = drafts.map { draft in draft.numerator.map { Int64($0 / d) } ?? 0 }
+        switch ruleSet.earn.rounding {
+        case .floorPerLine:
+            for index in drafts.indices {
+                guard let numerator = drafts[index].numerator else { continue }
+                drafts[index].steps.append(ExplanationStep(
+                    rule: .rounding, detail: "paid \(drafts[index].paid) gives exactly "
+                        + "\(ExactArithmetic.decimal(numerator)) \(unitName), floored per line to \(awards[index])"))
+            }
+            basketSteps.append(ExplanationStep(
+                rule: .rounding, detail: "floor_per_line: each line floored, the total is the sum of the lines"))
+        case .floorPerBasket:
+            var exactTotal: UInt128 = 0
+            for draft in drafts {
+                let (sum, overflow) = exactTotal.addingReportingOverflow(draft.numerator ?? 0)
+                guard !overflow else { throw .overflow("the total award") }
+                exactTotal = sum
+            }
+            guard let total = ExactArithmetic.floor(exactTotal) else { throw .overflow("the total award") }
+            // floor(Σ exact) − Σ floor(exact) is below the number of lines with a remainder, so every extra
+            // unit goes to a different line that has one.
+            var leftover = total - awards.reduce(0, +)
+            let order = drafts.indices
+                .filter { drafts[$0].numerator.map { $0 % d != 0 } ?? false }
+                .sorted { left, right in
+                    let (l, r) = (drafts[left].numerator! % d, drafts[right].numerator! % d)
+                    return l != r ? l > r : left < right
+                }
+            var bonus = Set<Int>()
+            for index in order where leftover > 0 {
+                awards[index] += 1
+                bonus.insert(index)
+                leftover -= 1
+            }
+            for index in drafts.indices {
+                guard let numerator = drafts[index].numerator else { continue }
+                let extra = bonus.contains(index)
+                    ? ", + 1 left over from the basket total (largest remainder) = \(awards[index])" : ""
+                drafts[index].steps.append(ExplanationStep(
+                    rule: .rounding, detail: "paid \(drafts[index].paid) gives exactly "
+                        + "\(ExactArithmetic.decimal(numerator)) \(unitName); floor \(Int64(numerator / d))\(extra)"))
+            }
+            basketSteps.append(ExplanationStep(
+                rule: .rounding, detail: "floor_per_basket: exact total \(ExactArithmetic.decimal(exactTotal)) "
+                    + "\(unitName) floored once to \(total), split over the lines by largest remainder"))
+        }
+        return awards
+    }
+
+    /// min(balance, floor(max share × redeemable paid / 10_000 / point value)), or 0 below the minimum points.
+    private func maxRedeemable(redeemablePaid: Int64, balance: Int64, steps: inout [ExplanationStep]) -> Int64 {
+        let rules = ruleSet.redemption
+        // maxShare ≤ 10_000 and pointValue ≥ 1, so the cap is at most redeemablePaid: it fits in Int64.
+        let cap = Int64(UInt128(rules.maxShareOfBasketBp) * UInt128(redeemablePaid)
+            / (ExactArithmetic.bp * UInt128(rules.pointValueMinor)))
+        let best = min(balance, cap)
+        let result = best >= rules.minimumPoints ? best : 0
+        var detail = "at most \(ExactArithmetic.percent(rules.maxShareOfBasketBp)) of \(redeemablePaid) redeemable "
+            + "paid at \(rules.pointValueMinor) minor per point = \(cap); balance \(balance)"
+        detail += result == 0 && best > 0
+            ? "; \(best) is below the minimum of \(rules.minimumPoints) points: 0"
+            : "; max redeemable \(result)"
+        steps.append(ExplanationStep(rule: .redemption, detail: detail, effectBp: rules.maxShareOfBasketBp))
+        return result
+    }
+}

@@ -1,5 +1,0 @@
-import LoyaltyCore
-import Yams
-
-/// Placeholder until the rules loader lands.
-enum RulesFilePlaceholder {}

@@ -110,6 +110,7 @@ let package = Package(
                 "LoyaltyServer",
                 "LoyaltyStore",
                 "LoyaltyCache",
+                "LoyaltyRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

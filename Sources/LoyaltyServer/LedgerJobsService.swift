@@ -11,11 +11,18 @@ public struct LedgerJobsService: Service {
     /// Upper bound on batches per job per run, so one run cannot monopolise a connection.
     public var maximumBatchesPerRun = 100
     let ledger: LedgerStore
+    let tiers: TierStore?
+    let rules: CurrentRules?
     let logger: Logger
 
-    public init(ledger: LedgerStore, intervalMs: Int = 10_000, batchSize: Int = 500, logger: Logger) {
+    public init(
+        ledger: LedgerStore, tiers: TierStore? = nil, rules: CurrentRules? = nil, intervalMs: Int = 10_000,
+        batchSize: Int = 500, logger: Logger
+    ) {
         precondition(intervalMs >= 100 && batchSize > 0 && batchSize <= 10_000)
         self.ledger = ledger
+        self.tiers = tiers
+        self.rules = rules
         self.intervalMs = intervalMs
         self.batchSize = batchSize
         self.logger = logger
@@ -25,6 +32,30 @@ public struct LedgerJobsService: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await runOnce()
             try? await Task.sleep(for: .milliseconds(intervalMs))
+        }
+    }
+
+    /// Tier review with the policy of the rules in force: members not reviewed for `review_every_days` may drop
+    /// one rank once their last change is older than the grace period.
+    func reviewTiers() async {
+        guard let tiers, let rules else { return }
+        let policy = rules.current.ruleSet.tierReview
+        var reviewed = 0, upgraded = 0, downgraded = 0
+        for _ in 0..<maximumBatchesPerRun {
+            do {
+                let batch = try await tiers.reviewBatch(
+                    batchSize: batchSize, reviewDays: policy.reviewEveryDays, graceDays: policy.graceDays)
+                reviewed += batch.reviewed
+                upgraded += batch.upgraded
+                downgraded += batch.downgraded
+                if batch.reviewed < batchSize { break }
+            } catch {
+                logger.error("tier review failed", metadata: ["error": "\(error)"])
+                break
+            }
+        }
+        if reviewed > 0 {
+            logger.info("tier review ran", metadata: ["reviewed": "\(reviewed)", "upgraded": "\(upgraded)", "downgraded": "\(downgraded)"])
         }
     }
 
@@ -58,6 +89,7 @@ public struct LedgerJobsService: Service {
             }
             totals[job] = total
         }
+        await reviewTiers()
         return totals
     }
 }

@@ -14,8 +14,11 @@ public enum LoyaltyServerRunner {
         } catch {
             throw StartupError.dependencyUnreachable(error.description)
         }
-        let rules = try RulesDirectory.load(configuration.rulesDirectory)
-        logger.info("rules loaded", metadata: ["version": "\(rules.version)", "files": "\(rules.files.joined(separator: ","))"])
+        let rules = try CurrentRules(directory: configuration.rulesDirectory, logger: logger)
+        let loaded = rules.current
+        logger.info("rules loaded", metadata: [
+            "version": "\(loaded.version)", "files": "\(loaded.files.joined(separator: ","))", "program": "\(loaded.ruleSet.name)",
+        ])
 
         let postgres = PostgresClient(
             configuration: configuration.databaseURL.clientConfiguration(
@@ -37,10 +40,12 @@ public enum LoyaltyServerRunner {
             let pos = try await POSListener(host: configuration.bindHost, port: configuration.posPort, logger: logger)
             let admin = AdminApplication.build(
                 host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger)
-            let jobs = LedgerJobsService(ledger: LedgerStore(client: postgres, logger: logger), logger: logger)
+            let jobs = LedgerJobsService(
+                ledger: LedgerStore(client: postgres, logger: logger), tiers: TierStore(client: postgres, logger: logger),
+                rules: rules, logger: logger)
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: pos), .init(service: admin), .init(service: jobs)],
+                    services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules))],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             logger.info(

@@ -115,7 +115,11 @@ struct RedisConnection: Sendable {
             channel.close(promise: nil)
         }
         promise.futureResult.whenComplete { _ in timeout.cancel() }
-        channel.writeAndFlush(RedisRequest(arguments: arguments, promise: promise), promise: nil)
+        // A write that fails (the channel closed under us) never reaches the handler: fail the reply at once
+        // instead of letting it wait for the timeout. A second completion of the promise is ignored by NIO.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in promise.fail(CacheError.connectionClosed(target: target)) }
+        channel.writeAndFlush(RedisRequest(arguments: arguments, promise: promise), promise: written)
         let reply: RedisValue
         do {
             reply = try await promise.futureResult.get()

@@ -40,6 +40,8 @@ public enum CacheError: Error, Equatable, CustomStringConvertible {
     case tooManyPendingCommands(limit: Int)
     case protocolError(String)
     case server(String)
+    /// A value or setting outside the cache's explicit limits (key length, blob size, TTL bounds); nothing was sent.
+    case limitExceeded(String)
 
     public var description: String {
         switch self {
@@ -53,6 +55,7 @@ public enum CacheError: Error, Equatable, CustomStringConvertible {
         case .tooManyPendingCommands(let limit): "more than \(limit) Redis commands waiting on one connection"
         case .protocolError(let reason): "Redis protocol error: \(reason)"
         case .server(let message): "Redis answered with an error: \(message)"
+        case .limitExceeded(let reason): "refused by the cache's limits: \(reason)"
         }
     }
 }

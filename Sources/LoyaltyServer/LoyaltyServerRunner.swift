@@ -37,7 +37,10 @@ public enum LoyaltyServerRunner {
 
             if let error = await probe.checkRedis() { throw StartupError.dependencyUnreachable(error) }
 
-            let pos = try await POSListener(host: configuration.bindHost, port: configuration.posPort, logger: logger)
+            let posService = POSService(postgres: postgres, limits: configuration.posLimits, logger: logger)
+            let pos = try await POSListener(
+                host: configuration.bindHost, port: configuration.posPort, service: posService,
+                limits: configuration.posLimits, logger: logger)
             let admin = AdminApplication.build(
                 host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger)
             let jobs = LedgerJobsService(

@@ -14,6 +14,7 @@ public struct ServerConfiguration: Sendable {
     public var databasePoolSize: Int
     /// How long `/ready` and the start-up check wait for each dependency.
     public var dependencyTimeoutMs: Int
+    public var posLimits = POSConnectionLimits()
 
     public init(
         databaseURL: DatabaseURL,

@@ -1,0 +1,79 @@
+import Synchronization
+
+/// A Lua script that is sent whole once (SCRIPT LOAD) and then run by its SHA-1 (EVALSHA).
+///
+/// Guarantees: when the server no longer knows the script (NOSCRIPT: it restarted, failed over, or someone ran
+/// SCRIPT FLUSH) the call is repeated once with EVAL, which also puts the script back into the server's cache, so
+/// callers never see NOSCRIPT. Any other error, including a script error, reaches the caller unchanged.
+final class RedisScript: Sendable {
+    let source: String
+    private let digest = Mutex<String?>(nil)
+
+    init(_ source: String) {
+        self.source = source
+    }
+
+    func run(on redis: RedisClient, keys: [String], arguments: [[UInt8]]) async throws(CacheError) -> RedisValue {
+        let sha = try await loadedDigest(on: redis)
+        let tail = [Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) } + arguments
+        do {
+            return try await redis.send(bytes: [Array("EVALSHA".utf8), Array(sha.utf8)] + tail)
+        } catch {
+            guard case .server(let message) = error, message.hasPrefix("NOSCRIPT") else { throw error }
+            return try await redis.send(bytes: [Array("EVAL".utf8), Array(source.utf8)] + tail)
+        }
+    }
+
+    private func loadedDigest(on redis: RedisClient) async throws(CacheError) -> String {
+        if let known = digest.withLock({ $0 }) { return known }
+        // Two first calls may both load: harmless, SCRIPT LOAD of the same text answers the same SHA.
+        let reply = try await redis.send(["SCRIPT", "LOAD", source])
+        guard let sha = reply.string, sha.utf8.count == 40 else {
+            throw .protocolError("SCRIPT LOAD answered \(reply) instead of a SHA-1")
+        }
+        digest.withLock { $0 = sha }
+        return sha
+    }
+}
+
+/// The scripts of the member cache. Each touches only its KEYS, all in one cluster slot.
+enum MemberCacheScripts {
+    /// Stores a member blob, or an invalidation marker, only when it is newer than what is stored.
+    ///
+    /// KEYS[1] the member's hash; ARGV[1] ledger version; ARGV[2] TTL in ms; ARGV[3] blob, or '' for a marker.
+    /// The hash keeps the version in field v beside the blob in field b, so the check and the write are one
+    /// atomic step and the blob is never deleted first and filled later. Rules, with s = the stored version:
+    /// - nothing stored, or version > s: write (a marker deletes b and keeps v = version), set the TTL, answer 1;
+    /// - version < s: answer 0 (an older snapshot never replaces a newer one, nor a newer marker);
+    /// - version = s: a blob fills an invalidated hash (answer 1); it leaves an equal blob alone (answer 0); a
+    ///   marker at the version of the stored blob answers 0 (that blob is already as new as the marker asks).
+    static let versionedWrite = RedisScript(
+        """
+        local stored = tonumber(redis.call('HGET', KEYS[1], 'v'))
+        local version = tonumber(ARGV[1])
+        if stored then
+          if version < stored then return 0 end
+          if version == stored and (ARGV[3] == '' or redis.call('HEXISTS', KEYS[1], 'b') == 1) then return 0 end
+        end
+        if ARGV[3] == '' then
+          redis.call('HDEL', KEYS[1], 'b')
+          redis.call('HSET', KEYS[1], 'v', ARGV[1])
+        else
+          redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[3])
+        end
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        return 1
+        """)
+
+    /// Moves the shared epoch past both its stored value and the caller's, and answers the new epoch.
+    ///
+    /// KEYS[1] the epoch key; ARGV[1] the epoch the caller last used. INCR alone would go backwards when Redis
+    /// lost the key (restart without persistence) or came back from an older snapshot: the counter would restart
+    /// at 1 and an epoch that still has old values in Redis could be used again.
+    static let bumpEpoch = RedisScript(
+        """
+        local stored = tonumber(redis.call('GET', KEYS[1]))
+        if not stored or stored < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+        return redis.call('INCR', KEYS[1])
+        """)
+}

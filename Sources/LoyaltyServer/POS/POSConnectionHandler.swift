@@ -1,0 +1,204 @@
+import Foundation
+import Logging
+import NIOCore
+import LoyaltyStore
+import POSProtocol
+
+/// Limits of one POS connection. Every one is explicit so a misbehaving till cannot take more than its share.
+public struct POSConnectionLimits: Sendable {
+    public var maximumFrameBytes = Frame.defaultMaximumLength
+    /// Requests of one connection being worked on at once; more are answered RESOURCE_EXHAUSTED at once.
+    public var maximumInFlight = 64
+    /// Time to complete Hello after connecting.
+    public var handshakeTimeoutMs = 10_000
+    /// A connection that sends nothing (not even a ping) for this long is closed.
+    public var idleTimeoutMs = 120_000
+    /// Deadline applied when a request carries 0, and the largest one honoured.
+    public var defaultDeadlineMs: UInt32 = 5_000
+    public var maximumDeadlineMs: UInt32 = 60_000
+
+    public init() {}
+}
+
+/// One terminal connection: authentication state, in-flight accounting, dispatch of requests to the service and
+/// responses back, possibly out of order. Framing is below (FrameDecoder), business logic is in `POSService`.
+final class POSConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    typealias OutboundOut = Frame
+
+    private enum AuthState {
+        case awaitingHello
+        case helloInProgress
+        case challenged(TerminalRecord, authMessage: [UInt8])
+        case authenticated(POSSession)
+    }
+
+    private let service: POSService
+    private let limits: POSConnectionLimits
+    private let logger: Logger
+    private var state = AuthState.awaitingHello
+    private var inFlight = 0
+    private var draining = false
+    private var handshakeTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
+
+    init(service: POSService, limits: POSConnectionLimits, logger: Logger) {
+        self.service = service
+        self.limits = limits
+        self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        handshakeTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(limits.handshakeTimeoutMs))) {
+            channel.close(promise: nil)
+        }
+        resetIdleTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        idleTimer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is POSGoawayEvent {
+            draining = true
+            context.writeAndFlush(wrapOutboundOut(Frame(kind: .goaway, method: 0, requestID: 0, deadlineOrStatus: POSStatus.unavailable.rawValue, payload: ByteBuffer())), promise: nil)
+            if inFlight == 0 { context.close(promise: nil) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        resetIdleTimer(context: context)
+        switch frame.kind {
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(Frame(kind: .pong, method: 0, requestID: frame.requestID, deadlineOrStatus: 0, payload: ByteBuffer())), promise: nil)
+        case .request:
+            handleRequest(frame, context: context)
+        case .goaway:
+            draining = true
+            if inFlight == 0 { context.close(promise: nil) }
+        case .pong, .response:
+            break  // a till answering our pings, or noise: harmless
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Framing errors leave the byte stream unusable: say why once, then close.
+        let message = (error as? FrameError)?.description ?? "\(error)"
+        logger.notice("pos connection closed on error", metadata: ["error": "\(message)", "remote": "\(context.remoteAddress?.description ?? "?")"])
+        let detail = POSService.errorPayload(code: "malformed_frame", message: message)
+        let goaway = Frame(kind: .goaway, method: 0, requestID: 0, deadlineOrStatus: POSStatus.invalidArgument.rawValue, payload: detail)
+        context.writeAndFlush(wrapOutboundOut(goaway)).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    private func handleRequest(_ frame: Frame, context: ChannelHandlerContext) {
+        guard !draining else {
+            respond(frame, .unavailable, POSService.errorPayload(code: "draining", message: "server is shutting down; reconnect"), context: context, counted: false)
+            return
+        }
+        guard inFlight < limits.maximumInFlight else {
+            respond(frame, .resourceExhausted, POSService.errorPayload(
+                code: "too_many_in_flight", message: "more than \(limits.maximumInFlight) requests in flight on this connection"),
+                context: context, counted: false)
+            return
+        }
+        let method = Loyalty_Pos_V1_Method(rawValue: Int(frame.method))
+        let deadlineMs = frame.deadlineOrStatus == 0 ? limits.defaultDeadlineMs : min(frame.deadlineOrStatus, limits.maximumDeadlineMs)
+        let deadline = ContinuousClock.now + .milliseconds(Int64(deadlineMs))
+        inFlight += 1
+
+        switch (method, state) {
+        case (.hello?, .awaitingHello):
+            state = .helloInProgress
+            run(frame, context: context) { service in
+                await service.hello(frame.payload)
+            } then: { handler, outcome in
+                if case .challenge(let terminal, let authMessage) = outcome.auth {
+                    handler.state = .challenged(terminal, authMessage: authMessage)
+                } else {
+                    handler.state = .awaitingHello
+                }
+            }
+        case (.helloProof?, .challenged(let terminal, let authMessage)):
+            state = .helloInProgress
+            run(frame, context: context) { service in
+                await service.helloProof(frame.payload, terminal: terminal, authMessage: authMessage)
+            } then: { handler, outcome in
+                if case .authenticated(let session) = outcome.auth {
+                    handler.state = .authenticated(session)
+                    handler.handshakeTimer?.cancel()
+                } else {
+                    handler.state = .awaitingHello
+                }
+            }
+        case (.ping?, _):
+            respond(frame, .ok, ByteBuffer(), context: context, counted: true)
+        case (.hello?, _), (.helloProof?, _):
+            respond(frame, .failedPrecondition, POSService.errorPayload(
+                code: "hello_out_of_order", message: "Hello then HelloProof, once per connection"), context: context, counted: true)
+        case (_, .authenticated(let session)):
+            run(frame, context: context) { service in
+                await service.handle(method: method, payload: frame.payload, session: session, deadline: deadline)
+            } then: { _, _ in }
+        default:
+            respond(frame, .unauthenticated, POSService.errorPayload(
+                code: "hello_required", message: "authenticate with Hello before any other method"), context: context, counted: true)
+        }
+    }
+
+    /// Runs the service call off the event loop and writes its answer back on it.
+    private func run(
+        _ frame: Frame, context: ChannelHandlerContext,
+        _ work: @escaping @Sendable (POSService) async -> POSOutcome,
+        then update: @escaping (POSConnectionHandler, POSOutcome) -> Void
+    ) {
+        let service = self.service
+        let loopBound = NIOLoopBound((handler: self, context: context, update: update), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let requestID = frame.requestID
+        let method = frame.method
+        Task {
+            let outcome = await work(service)
+            eventLoop.execute {
+                let (handler, context, update) = loopBound.value
+                update(handler, outcome)
+                handler.write(requestID: requestID, method: method, outcome.status, outcome.payload, context: context)
+                handler.finishOne(context: context)
+            }
+        }
+    }
+
+    private func respond(_ frame: Frame, _ status: POSStatus, _ payload: ByteBuffer, context: ChannelHandlerContext, counted: Bool) {
+        write(requestID: frame.requestID, method: frame.method, status, payload, context: context)
+        if counted { finishOne(context: context) }
+    }
+
+    private func write(requestID: UInt32, method: UInt16, _ status: POSStatus, _ payload: ByteBuffer, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        let frame = Frame(kind: .response, method: method, requestID: requestID, deadlineOrStatus: status.rawValue, payload: payload)
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
+    private func finishOne(context: ChannelHandlerContext) {
+        inFlight -= 1
+        assert(inFlight >= 0, "in-flight count went negative")
+        if draining && inFlight == 0 { context.close(promise: nil) }
+    }
+
+    private func resetIdleTimer(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        let channel = context.channel
+        idleTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(limits.idleTimeoutMs))) {
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Sent down every connection's pipeline on graceful shutdown: answer what is in flight, refuse new work.
+struct POSGoawayEvent: Sendable {}

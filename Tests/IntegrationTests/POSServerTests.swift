@@ -1,0 +1,165 @@
+import Foundation
+import Logging
+@testable import LoyaltyServer
+import LoyaltyStore
+import LoyaltyTestSupport
+import NIOCore
+import NIOPosix
+import POSProtocol
+import PostgresNIO
+import Testing
+
+/// A real POS listener on a free port over a migrated database, with one registered terminal.
+struct POSHarness: Sendable {
+    let port: Int
+    let client: PostgresClient
+    let terminalID = "till-1"
+    let secret: [UInt8]
+    let listener: POSListener
+
+    static func with(limits: POSConnectionLimits = POSConnectionLimits(), _ body: @Sendable (POSHarness) async throws -> Void) async throws {
+        try await TestServices.withMigratedDatabase { _, client in
+            let secret = TerminalAuth.randomBytes(32)
+            let credentials = TerminalAuth.credentials(secret: secret)
+            try await TerminalStore(client: client, logger: TestServices.logger).save(
+                terminalID: "till-1", storeID: "store-9", salt: credentials.salt, iterations: credentials.iterations,
+                storedKey: credentials.storedKey, serverKey: credentials.serverKey)
+            let service = POSService(postgres: client, limits: limits, logger: TestServices.logger)
+            let listener = try await POSListener(
+                host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: 2_000)
+            let harness = POSHarness(port: listener.boundPort, client: client, secret: secret, listener: listener)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await listener.run() }
+                defer { group.cancelAll() }
+                try await body(harness)
+            }
+        }
+    }
+
+    func connect() async throws -> POSClient { try await POSClient.connect(host: "127.0.0.1", port: port) }
+
+    func authenticated() async throws -> POSClient {
+        let pos = try await connect()
+        try await pos.hello(terminalID: terminalID, secret: secret)
+        return pos
+    }
+}
+
+func lookup(card: String) -> Loyalty_Pos_V1_LookupRequest {
+    var request = Loyalty_Pos_V1_LookupRequest()
+    request.cardNumber = card
+    return request
+}
+
+@Suite("POS server over TCP")
+struct POSServerTests {
+    @Test("Hello with the right secret authenticates and the server proves itself; lookup answers balances")
+    func helloThenLookup() async throws {
+        try await POSHarness.with { harness in
+            let members = MemberStore(client: harness.client, logger: TestServices.logger)
+            let member = try await members.create(NewMember(cardNumber: "CARD-0001"))
+            let ledger = LedgerStore(client: harness.client, logger: TestServices.logger)
+            let now = Date()
+            _ = try await ledger.accrue(
+                AccrualRequest(memberID: member, unit: .points, amount: 420, availableAt: now, expiresAt: nil, occurredAt: now, actor: "t"),
+                key: try IdempotencyKey(scope: "t", key: "1"))
+
+            let pos = try await harness.connect()
+            let accepted = try await pos.hello(terminalID: harness.terminalID, secret: harness.secret)
+            #expect(accepted.storeID == "store-9")
+            let summary = try await pos.call(.lookup, lookup(card: "CARD-0001")).decode(Loyalty_Pos_V1_MemberSummary.self)
+            #expect(summary.memberID == member)
+            #expect(summary.tierCode == "base")
+            #expect(summary.points.available == 420)
+            let missing = try await pos.call(.lookup, lookup(card: "NOPE-0000"))
+            #expect(missing.status == .notFound)
+            await pos.close()
+        }
+    }
+
+    @Test("a wrong secret, an unknown terminal and requests before Hello are refused; Ping needs no Hello")
+    func authenticationRequired() async throws {
+        try await POSHarness.with { harness in
+            let early = try await harness.connect()
+            try await early.ping()
+            #expect(try await early.call(.lookup, lookup(card: "CARD-0001")).status == .unauthenticated)
+
+            await #expect(throws: POSClientError.self) {
+                try await early.hello(terminalID: harness.terminalID, secret: TerminalAuth.randomBytes(32))
+            }
+            let stranger = try await harness.connect()
+            await #expect(throws: POSClientError.self) {
+                try await stranger.hello(terminalID: "till-404", secret: harness.secret)
+            }
+            await early.close()
+            await stranger.close()
+        }
+    }
+
+    @Test("1,000 pipelined requests on one connection are all answered; past the in-flight limit with RESOURCE_EXHAUSTED")
+    func pipelined() async throws {
+        var limits = POSConnectionLimits()
+        limits.maximumInFlight = 32
+        try await POSHarness.with(limits: limits) { harness in
+            _ = try await MemberStore(client: harness.client, logger: TestServices.logger).create(NewMember(cardNumber: "CARD-0002"))
+            let pos = try await harness.authenticated()
+            let statuses = try await withThrowingTaskGroup(of: POSStatus.self) { group in
+                for _ in 0..<1_000 { group.addTask { try await pos.call(.lookup, lookup(card: "CARD-0002")).status } }
+                return try await group.reduce(into: [POSStatus]()) { $0.append($1) }
+            }
+            #expect(statuses.count == 1_000)
+            #expect(Set(statuses).isSubset(of: [.ok, .resourceExhausted]))
+            #expect(statuses.contains(.ok))
+            // The connection is still good afterwards.
+            #expect(try await pos.call(.lookup, lookup(card: "CARD-0002")).status == .ok)
+            await pos.close()
+        }
+    }
+
+    @Test("garbage payloads and unknown methods get a status and the connection survives")
+    func badPayloadsKeepConnection() async throws {
+        try await POSHarness.with { harness in
+            let pos = try await harness.authenticated()
+            let garbage = try await pos.call(method: UInt16(Loyalty_Pos_V1_Method.lookup.rawValue), payload: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF]))
+            #expect(garbage.status == .invalidArgument)
+            let unknown = try await pos.call(method: 999, payload: ByteBuffer())
+            #expect(unknown.status == .unimplemented)
+            try await pos.ping()
+            await pos.close()
+        }
+    }
+
+    @Test("a frame announcing 2 GiB is refused from its length alone and the connection closed")
+    func hugeFrameRefused() async throws {
+        try await POSHarness.with { harness in
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: harness.port).get()
+            var bytes = ByteBuffer()
+            bytes.writeInteger(UInt32(2 * 1024 * 1024 * 1024 as UInt64))
+            bytes.writeBytes([1, 1, 0, 10, 0, 0, 0, 1])
+            try await channel.writeAndFlush(bytes)
+            // The server answers with a goaway and closes; it never waits for 2 GiB.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await channel.closeFuture.get() }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(5))
+                    throw POSClientError.connectionClosed
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+            #expect(!channel.isActive)
+            #expect(harness.listener.openConnections == 0)
+        }
+    }
+
+    @Test("graceful shutdown sends goaway and closes idle connections")
+    func goawayOnShutdown() async throws {
+        try await POSHarness.with { harness in
+            let pos = try await harness.authenticated()
+            await harness.listener.drain()
+            try await Task.sleep(for: .milliseconds(100))
+            await #expect(throws: (any Error).self) { try await pos.ping() }
+        }
+    }
+}

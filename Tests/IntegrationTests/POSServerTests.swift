@@ -149,6 +149,11 @@ struct POSServerTests {
                 group.cancelAll()
             }
             #expect(!channel.isActive)
+            // The server forgets the connection in its own close callback, a moment after the client sees it.
+            let deadline = ContinuousClock.now + .seconds(3)
+            while harness.listener.openConnections > 0 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             #expect(harness.listener.openConnections == 0)
         }
     }

@@ -18,17 +18,17 @@ struct LedgerJobsTests {
                 memberIDs.append(member)
                 let key = try IdempotencyKey(scope: "test", key: "a\(index)")
                 _ = try await ledger.accrue(
-                    AccrualRequest(memberID: member, unit: .points, amount: 100, availableAt: now.addingTimeInterval(1),
+                    AccrualRequest(memberID: member, unit: .points, amount: 100, availableAt: now.addingTimeInterval(2),
                                    expiresAt: nil, occurredAt: now, actor: "t"), key: key)
                 _ = try await ledger.accrue(
                     AccrualRequest(memberID: member, unit: .points, amount: 50, availableAt: now,
-                                   expiresAt: now.addingTimeInterval(1), occurredAt: now, actor: "t"),
+                                   expiresAt: now.addingTimeInterval(2), occurredAt: now, actor: "t"),
                     key: try IdempotencyKey(scope: "test", key: "b\(index)"))
                 _ = try await ledger.hold(
-                    HoldRequest(memberID: member, unit: .points, amount: 10, expiresAt: now.addingTimeInterval(1), actor: "t"),
+                    HoldRequest(memberID: member, unit: .points, amount: 10, expiresAt: now.addingTimeInterval(2), actor: "t"),
                     key: try IdempotencyKey(scope: "test", key: "h\(index)"))
             }
-            try await Task.sleep(for: .milliseconds(1_200))
+            try await Task.sleep(for: .milliseconds(2_200))
             var jobs = LedgerJobsService(ledger: ledger, batchSize: 7, logger: TestServices.logger)
             jobs.maximumBatchesPerRun = 50
             let service = jobs

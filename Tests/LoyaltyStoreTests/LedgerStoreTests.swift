@@ -83,10 +83,11 @@ struct LedgerStoreTests {
     func pendingThenActivated() async throws {
         try await withLedger { f in
             let member = try await f.newMember()
-            let receipt = try await f.accrue(member, 40, availableIn: 1)
+            // Two seconds of return window: long enough for a loaded CI machine to see it pending first.
+            let receipt = try await f.accrue(member, 40, availableIn: 2)
             #expect(receipt.balances == MemberBalances(available: 0, pending: 40, held: 0))
             await #expect(throws: LedgerStoreError.self) { try await f.redeem(member, 1) }
-            try await Task.sleep(for: .milliseconds(1_100))
+            try await Task.sleep(for: .milliseconds(2_100))
             let result = try await f.ledger.runJobBatch(.activatePending, batchSize: 100)
             #expect(result.lots == 1)
             #expect(try await f.ledger.balances(memberID: member, unit: .points) == MemberBalances(available: 40, pending: 0, held: 0))

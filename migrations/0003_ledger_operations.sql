@@ -382,8 +382,12 @@ DECLARE
 BEGIN
     FOR v_member IN
         SELECT m.member_id FROM members m
-        WHERE m.member_id IN (SELECT DISTINCT member_id FROM lots
-                              WHERE state = 'available' AND remaining_amount > 0 AND expires_at <= now()
+        -- Only members with something to take: a member whose points are all held stays out of the batch, so it
+        -- cannot fill every batch and starve the members behind it.
+        WHERE m.member_id IN (SELECT DISTINCT l.member_id FROM lots l
+                              JOIN accounts a ON a.member_id = l.member_id AND a.unit = l.unit
+                                             AND a.bucket = 'available' AND a.balance > 0
+                              WHERE l.state = 'available' AND l.remaining_amount > 0 AND l.expires_at <= now()
                               LIMIT p_batch)
         FOR UPDATE OF m SKIP LOCKED
     LOOP

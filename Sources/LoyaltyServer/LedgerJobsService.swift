@@ -72,8 +72,10 @@ public struct LedgerJobsService: Service {
                     total.lots! += result.lots ?? 0
                     total.amount! += result.amount ?? 0
                     total.holds! += result.holds ?? 0
-                    let worked = (result.members ?? result.holds ?? 0)
-                    if worked < batchSize { break }
+                    // Stop on an empty batch, not a short one: a batch is short when another server holds some of
+                    // its members (SKIP LOCKED), and the members behind them are still due.
+                    let worked = (result.lots ?? result.holds ?? 0)
+                    if worked == 0 { break }
                 } catch {
                     logger.error("ledger job failed", metadata: ["job": "\(job.rawValue)", "error": "\(error)"])
                     break

@@ -328,7 +328,9 @@ struct MemberCacheTests {
         let scratch = try await ScratchRedis.start()
         defer { scratch.stop() }
         var configuration = RedisClient.Configuration(url: scratch.url)
-        configuration.commandTimeoutMs = 250
+        // Three timed-out pings (3 × 1 s) must fit inside the pause; 1 s also keeps a loaded machine from timing out
+        // the healthy commands before it.
+        configuration.commandTimeoutMs = 1_000
         configuration.breakerCooldownMs = 50
         let signal = RedisRecoverySignal()
         let redis = RedisClient(
@@ -341,10 +343,10 @@ struct MemberCacheTests {
         let before = try await currentEpoch(cache)
 
         // Redis stops answering for a while (the data stays); only health checks notice and trip the breaker.
-        _ = try await admin.send(["CLIENT", "PAUSE", "1000", "ALL"])
+        _ = try await admin.send(["CLIENT", "PAUSE", "4000", "ALL"])
         for _ in 0..<3 { _ = try? await redis.ping() }
         #expect(redis.isCircuitOpen)
-        try await Task.sleep(for: .milliseconds(1_100))
+        try await Task.sleep(for: .milliseconds(1_200))
         try await waitForPing(redis)
 
         #expect(await cache.member(id: 13) == .miss)
@@ -357,7 +359,8 @@ struct MemberCacheTests {
         let scratch = try await ScratchRedis.start()
         defer { scratch.stop() }
         var configuration = RedisClient.Configuration(url: scratch.url)
-        configuration.commandTimeoutMs = 250
+        // A timeout long enough that a loaded test machine does not trip it by accident, and a pause longer still.
+        configuration.commandTimeoutMs = 1_000
         configuration.breakerFailureThreshold = 100
         let redis = RedisClient(configuration: configuration, logger: TestServices.logger)
         let admin = try TestServices.redisClient(scratch.url)
@@ -368,9 +371,9 @@ struct MemberCacheTests {
         let before = try await currentEpoch(cache)
         let bumps = cache.statistics.epochBumps
 
-        _ = try await admin.send(["CLIENT", "PAUSE", "600", "ALL"])
-        #expect(await cache.member(id: 15) == .unavailable(.timeout(target: redis.target, timeoutMs: 250)))
-        try await Task.sleep(for: .milliseconds(700))
+        _ = try await admin.send(["CLIENT", "PAUSE", "2500", "ALL"])
+        #expect(await cache.member(id: 15) == .unavailable(.timeout(target: redis.target, timeoutMs: 1_000)))
+        try await Task.sleep(for: .milliseconds(2_700))
         #expect(try await firstAnswer(cache, id: 15) == .hit(member))
         #expect(try await currentEpoch(cache) == before)
         #expect(cache.statistics.epochBumps == bumps)

@@ -35,10 +35,15 @@ struct LedgerJobsTests {
             async let first = service.runOnce()
             async let second = service.runOnce()
             let (a, b) = await (first, second)
-            #expect((a[.activatePending]?.amount ?? 0) + (b[.activatePending]?.amount ?? 0) == 30 * 100)
-            #expect((a[.expireHolds]?.holds ?? 0) + (b[.expireHolds]?.holds ?? 0) == 30)
-            // Lots expire after holds are released (the job order), so each member loses its 50 exactly once.
-            #expect((a[.expireLots]?.amount ?? 0) + (b[.expireLots]?.amount ?? 0) == 30 * 50)
+            // Which runner did what depends on timing, and lots whose points were still held when expiry ran are
+            // finished by the next pass; across the passes every amount is applied exactly once.
+            let c = await service.runOnce()
+            func total(_ job: LedgerJob, _ value: (JobBatchResult) -> Int64) -> Int64 {
+                [a, b, c].reduce(0) { $0 + ($1[job].map(value) ?? 0) }
+            }
+            #expect(total(.activatePending) { $0.amount ?? 0 } == 30 * 100)
+            #expect(total(.expireHolds) { Int64($0.holds ?? 0) } == 30)
+            #expect(total(.expireLots) { $0.amount ?? 0 } == 30 * 50)
             for member in memberIDs {
                 #expect(try await ledger.balances(memberID: member, unit: .points) == MemberBalances(available: 100, pending: 0, held: 0))
             }

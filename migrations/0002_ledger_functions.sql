@@ -117,12 +117,14 @@ END $$;
 
 CREATE FUNCTION ledger_new_entry(
     p_kind text, p_member bigint, p_unit text, p_amount bigint, p_actor text, p_reason text, p_reverses bigint,
-    p_rules_version text, p_explanation jsonb, p_occurred_at timestamptz
+    p_rules_version text, p_explanation jsonb, p_occurred_at timestamptz, p_hold bigint DEFAULT NULL,
+    p_spend_minor bigint DEFAULT 0
 ) RETURNS bigint LANGUAGE sql AS $$
+    -- Every column in the one insert: a second UPDATE of the fresh row would be another write per checkout.
     INSERT INTO journal_entries (kind, member_id, unit, amount, actor, reason, reverses_entry_id, rules_version,
-                                 explanation, occurred_at)
+                                 explanation, occurred_at, hold_id, spend_minor)
     VALUES (p_kind, p_member, p_unit, p_amount, p_actor, p_reason, p_reverses, p_rules_version,
-            coalesce(p_explanation, '{}'::jsonb), coalesce(p_occurred_at, now()))
+            coalesce(p_explanation, '{}'::jsonb), coalesce(p_occurred_at, now()), p_hold, coalesce(p_spend_minor, 0))
     RETURNING entry_id
 $$;
 

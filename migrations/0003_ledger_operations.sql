@@ -24,20 +24,19 @@ BEGIN
         PERFORM ledger_fail('LY012', 'invalid_dates', jsonb_build_object(
             'available_at', p_available_at, 'expires_at', p_expires_at));
     END IF;
+    IF p_spend_minor < 0 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('spend_minor', p_spend_minor));
+    END IF;
     v_version := ledger_lock_member(p_member, true);
     v_state := CASE WHEN p_available_at > now() THEN 'pending' ELSE 'available' END;
     v_entry := ledger_new_entry('accrual', p_member, p_unit, p_amount, p_actor, NULL, NULL, p_rules_version,
-                                p_explanation, p_occurred_at);
+                                p_explanation, p_occurred_at, NULL, p_spend_minor);
     INSERT INTO lots (member_id, entry_id, unit, original_amount, remaining_amount, state, available_at, expires_at)
     VALUES (p_member, v_entry, p_unit, p_amount, p_amount, v_state, p_available_at, p_expires_at)
     RETURNING lot_id INTO v_lot;
     PERFORM ledger_post(v_entry, NULL, 'issued', p_unit, -p_amount);
     PERFORM ledger_post(v_entry, p_member, v_state, p_unit, p_amount);
-    IF p_spend_minor <> 0 THEN
-        IF p_spend_minor < 0 THEN
-            PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('spend_minor', p_spend_minor));
-        END IF;
-        UPDATE journal_entries SET spend_minor = p_spend_minor WHERE entry_id = v_entry;
+    IF p_spend_minor > 0 THEN
         -- The purchase that crosses a tier threshold upgrades the member in the same transaction.
         v_tier := tier_upgrade_on_purchase(p_member, p_actor);
     END IF;
@@ -73,6 +72,7 @@ BEGIN
     INSERT INTO holds (member_id, unit, amount, entry_id, expires_at)
     VALUES (p_member, p_unit, p_amount, v_entry, p_expires_at)
     RETURNING hold_id INTO v_hold;
+    -- The hold row needs the entry first (entry_id is NOT NULL there), so its id comes back in this update.
     UPDATE journal_entries SET hold_id = v_hold WHERE entry_id = v_entry;
     v_response := ledger_response(v_entry, p_member, p_unit, v_version,
         jsonb_build_object('hold_id', v_hold, 'amount', p_amount, 'expires_at', p_expires_at));
@@ -104,8 +104,8 @@ BEGIN
     IF v_hold.state <> 'active' THEN
         PERFORM ledger_fail('LY005', 'hold_not_active', jsonb_build_object('hold_id', p_hold, 'state', v_hold.state));
     END IF;
-    v_entry := ledger_new_entry('release', v_member, v_hold.unit, v_hold.amount, p_actor, NULL, NULL, NULL, NULL, NULL);
-    UPDATE journal_entries SET hold_id = p_hold WHERE entry_id = v_entry;
+    v_entry := ledger_new_entry('release', v_member, v_hold.unit, v_hold.amount, p_actor, NULL, NULL, NULL, NULL, NULL,
+                                p_hold);
     PERFORM ledger_post(v_entry, v_member, 'held', v_hold.unit, -v_hold.amount);
     PERFORM ledger_post(v_entry, v_member, 'available', v_hold.unit, v_hold.amount);
     UPDATE holds SET state = coalesce(p_final_state, 'released') WHERE hold_id = p_hold;
@@ -135,7 +135,7 @@ BEGIN
     PERFORM ledger_check_amount(p_amount);
     v_version := ledger_lock_member(p_member, true);
     v_entry := ledger_new_entry('redemption', p_member, p_unit, p_amount, p_actor, NULL, NULL, NULL,
-                                p_explanation, p_occurred_at);
+                                p_explanation, p_occurred_at, p_hold);
     IF p_hold IS NOT NULL THEN
         SELECT * INTO v_hold FROM holds WHERE hold_id = p_hold FOR UPDATE;
         IF NOT FOUND THEN
@@ -152,7 +152,6 @@ BEGIN
             PERFORM ledger_fail('LY006', 'hold_exceeded', jsonb_build_object(
                 'hold_id', p_hold, 'requested', p_amount, 'held', v_hold.amount));
         END IF;
-        UPDATE journal_entries SET hold_id = p_hold WHERE entry_id = v_entry;
         PERFORM ledger_post(v_entry, p_member, 'held', p_unit, -v_hold.amount);
         PERFORM ledger_post(v_entry, p_member, 'available', p_unit, v_hold.amount - p_amount);
         UPDATE holds SET state = 'committed' WHERE hold_id = p_hold;
@@ -208,15 +207,12 @@ BEGIN
             'entry_id', p_original, 'requested', p_amount,
             'remaining', v_original.amount - v_original.reversed_amount));
     END IF;
-    v_entry := ledger_new_entry('reversal', v_member, v_original.unit, p_amount, p_actor, NULL, p_original, NULL,
-                                p_explanation, p_occurred_at);
-    UPDATE journal_entries SET reversed_amount = reversed_amount + p_amount WHERE entry_id = p_original;
     IF p_refunded_spend_minor < 0 THEN
         PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('refunded_spend_minor', p_refunded_spend_minor));
     END IF;
-    IF p_refunded_spend_minor > 0 THEN
-        UPDATE journal_entries SET spend_minor = -p_refunded_spend_minor WHERE entry_id = v_entry;
-    END IF;
+    v_entry := ledger_new_entry('reversal', v_member, v_original.unit, p_amount, p_actor, NULL, p_original, NULL,
+                                p_explanation, p_occurred_at, NULL, -p_refunded_spend_minor);
+    UPDATE journal_entries SET reversed_amount = reversed_amount + p_amount WHERE entry_id = p_original;
 
     IF v_original.kind = 'accrual' THEN
         SELECT * INTO STRICT v_lot FROM lots WHERE entry_id = p_original FOR UPDATE;

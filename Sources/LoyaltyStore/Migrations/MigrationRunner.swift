@@ -111,28 +111,27 @@ public struct MigrationRunner: Sendable {
             progress("[\(position + 1)/\(pending.count)] applying \(file.fileName) (\(statements.count) statements)")
             let started = ContinuousClock.now
             do {
-            try await connection.withTransaction(logger: logger) { transaction in
-                for (index, statement) in statements.enumerated() {
-                    do {
-                        try await transaction.query(PostgresQuery(unsafeSQL: statement.text), logger: logger)
-                    } catch {
-                        throw StoreError.migrationFailed(
-                            file: file.fileName, statementIndex: index,
-                            reason: "line \(statement.line): \(PostgresErrorText.describe(error))")
+                try await connection.transaction(logger: logger) { transaction in
+                    for (index, statement) in statements.enumerated() {
+                        do {
+                            try await transaction.query(PostgresQuery(unsafeSQL: statement.text), logger: logger)
+                        } catch {
+                            throw StoreError.migrationFailed(
+                                file: file.fileName, statementIndex: index,
+                                reason: "line \(statement.line): \(PostgresErrorText.describe(error))")
+                        }
                     }
+                    let elapsed = ContinuousClock.now - started
+                    let durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+                    try await transaction.query(
+                        "INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES (\(file.version), \(file.name), \(file.checksumHex), \(durationMs))",
+                        logger: logger)
                 }
-                let elapsed = ContinuousClock.now - started
-                let durationMs = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-                try await transaction.query(
-                    "INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES (\(file.version), \(file.name), \(file.checksumHex), \(durationMs))",
-                    logger: logger)
-            }
-            } catch let error as PostgresTransactionError {
-                // Surface our own error from inside the transaction; the rollback already happened.
-                if let inner = error.closureError as? StoreError { throw inner }
+            } catch let error as StoreError {
+                throw error
+            } catch {
                 throw StoreError.migrationFailed(
-                    file: file.fileName, statementIndex: statements.count,
-                    reason: PostgresErrorText.describe(error.commitError ?? error.beginError ?? error.closureError ?? error))
+                    file: file.fileName, statementIndex: statements.count, reason: PostgresErrorText.describe(error))
             }
             done.append(file.fileName)
         }

@@ -22,34 +22,8 @@ struct LedgerOracleTests {
 
     static func outcome(_ error: any Error) -> String {
         switch error {
-        case let error as LedgerError:
-            switch error {
-            case .nonPositiveAmount: "invalid_amount"
-            case .insufficientBalance: "insufficient_balance"
-            case .unknownHold: "unknown_hold"
-            case .holdNotActive: "hold_not_active"
-            case .holdExceeded: "hold_exceeded"
-            case .holdMismatch: "hold_mismatch"
-            case .unknownEntry: "unknown_entry"
-            case .notReversible: "not_reversible"
-            case .reversalExceedsRemaining: "reversal_exceeds"
-            case .unknownMember: "unknown_member"
-            default: "other: \(error)"
-            }
-        case let error as LedgerStoreError:
-            switch error {
-            case .invalidAmount: "invalid_amount"
-            case .insufficientBalance: "insufficient_balance"
-            case .unknownHold: "unknown_hold"
-            case .holdNotActive: "hold_not_active"
-            case .holdExceeded: "hold_exceeded"
-            case .holdMismatch: "hold_mismatch"
-            case .unknownEntry: "unknown_entry"
-            case .notReversible: "not_reversible"
-            case .reversalExceedsRemaining: "reversal_exceeds"
-            case .unknownMember: "unknown_member"
-            default: "other: \(error)"
-            }
+        case let error as LedgerError: error.code
+        case let error as LedgerStoreError: error.code
         default: "unexpected: \(error)"
         }
     }

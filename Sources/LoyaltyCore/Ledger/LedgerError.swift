@@ -15,6 +15,24 @@ public enum LedgerError: Error, Equatable, Sendable, CustomStringConvertible {
     case reversalExceedsRemaining(requested: Int64, remaining: Int64)
     case invalidDates(String)
 
+    /// The stable reason code, the same word the SQL ledger raises (and the POS protocol reports), so the model
+    /// and the database can be compared, and clients can branch on it.
+    public var code: String {
+        switch self {
+        case .nonPositiveAmount, .overflow: "invalid_amount"
+        case .unknownMember: "unknown_member"
+        case .insufficientBalance: "insufficient_balance"
+        case .unknownHold: "unknown_hold"
+        case .holdMismatch: "hold_mismatch"
+        case .holdNotActive: "hold_not_active"
+        case .holdExceeded: "hold_exceeded"
+        case .unknownEntry: "unknown_entry"
+        case .notReversible: "not_reversible"
+        case .reversalExceedsRemaining: "reversal_exceeds_remaining"
+        case .invalidDates: "invalid_dates"
+        }
+    }
+
     public var description: String {
         switch self {
         case .nonPositiveAmount(let amount):

@@ -18,6 +18,27 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
     case invariantViolated(String)
     case database(String)
 
+    /// The stable reason code: the MESSAGE the ledger functions raise, and `LedgerError.code` for the same case.
+    public var code: String {
+        switch self {
+        case .insufficientBalance: "insufficient_balance"
+        case .unknownMember: "unknown_member"
+        case .memberNotActive: "member_not_active"
+        case .unknownHold: "unknown_hold"
+        case .holdNotActive: "hold_not_active"
+        case .holdExceeded: "hold_exceeded"
+        case .holdMismatch: "hold_mismatch"
+        case .unknownEntry: "unknown_entry"
+        case .notReversible: "not_reversible"
+        case .reversalExceedsRemaining: "reversal_exceeds_remaining"
+        case .idempotencyConflict: "idempotency_conflict"
+        case .invalidAmount: "invalid_amount"
+        case .invalidDates: "invalid_dates"
+        case .invariantViolated: "ledger_invariant"
+        case .database: "database"
+        }
+    }
+
     public var description: String {
         switch self {
         case .insufficientBalance(let bucket, let requested, let available):

@@ -11,6 +11,9 @@ public struct LoadedRules: Sendable {
     public let version: String
     /// The files read, in the order they were read and hashed.
     public let files: [String]
+    /// The files' contents, in the same order, so the exact version can be stored and loaded again later (a
+    /// till replaying offline sales is priced by the rules of the purchase time).
+    public let contents: [Data]
 
     /// An evaluator that stamps its quotes with `version`.
     public var evaluator: RulesEvaluator { RulesEvaluator(ruleSet: ruleSet, rulesVersion: version) }
@@ -86,7 +89,8 @@ public enum RulesLoader {
         let schema = RulesSchema(reader: reader)
         let ruleSet = schema.build(sections, firstFile: first)
         guard let ruleSet, reader.issues.isEmpty else { throw invalid(reader) }
-        return LoadedRules(ruleSet: ruleSet, version: version(of: sources), files: sources.map(\.name))
+        return LoadedRules(ruleSet: ruleSet, version: version(of: sources), files: sources.map(\.name),
+                           contents: sources.map(\.contents))
     }
 
     /// First 16 hex characters of SHA-256 over (name, 0, bytes) of each source in order.

@@ -26,7 +26,11 @@ public enum LoyaltyServerRunner {
             backgroundLogger: logger.with(label: "postgres"))
         var redisConfiguration = RedisClient.Configuration(url: configuration.redisURL)
         redisConfiguration.connectTimeoutMs = configuration.dependencyTimeoutMs
-        let redis = RedisClient(configuration: redisConfiguration, logger: logger)
+        // A recovery after an outage moves the member cache to a new epoch: values written before or during the
+        // outage may be stale (writes that failed while Redis was down never reached it).
+        let recovery = RedisRecoverySignal()
+        let redis = RedisClient(configuration: redisConfiguration, logger: logger, onRecovery: { recovery.fire() })
+        let cache = try MemberCache(redis: redis, recoverySignal: recovery, logger: logger.with(label: "member-cache"))
         let probe = ReadinessProbe(
             postgres: postgres, redis: redis, databaseTarget: configuration.databaseURL.description,
             timeoutMs: configuration.dependencyTimeoutMs)
@@ -36,8 +40,13 @@ public enum LoyaltyServerRunner {
             defer { group.cancelAll() }
 
             if let error = await probe.checkRedis() { throw StartupError.dependencyUnreachable(error) }
+            let rulesHistory = RulesHistoryStore(client: postgres, logger: logger)
+            do { try await rules.synchronize(with: rulesHistory) } catch {
+                throw StartupError.dependencyUnreachable(
+                    "could not record the rules version in PostgreSQL (\(PostgresErrorText.describe(error))); run `loyalty migrate` first")
+            }
 
-            let posService = POSService(postgres: postgres, limits: configuration.posLimits, logger: logger)
+            let posService = POSService(postgres: postgres, cache: cache, rules: rules, limits: configuration.posLimits, logger: logger)
             let pos = try await POSListener(
                 host: configuration.bindHost, port: configuration.posPort, service: posService,
                 limits: configuration.posLimits, logger: logger)
@@ -48,7 +57,7 @@ public enum LoyaltyServerRunner {
                 rules: rules, logger: logger)
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules))],
+                    services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory))],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             logger.info(

@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import LoyaltyStore
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -11,8 +12,12 @@ import Darwin
 /// Reloads the rules on SIGHUP, the usual "re-read your configuration" signal.
 public struct RulesReloadOnSignal: Service {
     let rules: CurrentRules
+    let history: RulesHistoryStore?
 
-    public init(rules: CurrentRules) { self.rules = rules }
+    public init(rules: CurrentRules, history: RulesHistoryStore? = nil) {
+        self.rules = rules
+        self.history = history
+    }
 
     public func run() async throws {
         let (signals, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -22,7 +27,7 @@ public struct RulesReloadOnSignal: Service {
         source.resume()
         defer { source.cancel() }
         await withGracefulShutdownHandler {
-            for await _ in signals { rules.reload() }
+            for await _ in signals { await rules.reload(recordingIn: history) }
         } onGracefulShutdown: {
             continuation.finish()
         }

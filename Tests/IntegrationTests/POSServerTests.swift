@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import LoyaltyCache
 @testable import LoyaltyServer
 import LoyaltyStore
 import LoyaltyTestSupport
@@ -9,30 +10,51 @@ import POSProtocol
 import PostgresNIO
 import Testing
 
-/// A real POS listener on a free port over a migrated database, with one registered terminal.
+/// A real POS listener on a free port over a migrated database, with one registered terminal, the repository's
+/// rules (or those of `rulesDirectory`) and, given a Redis URL, a member cache over that Redis.
 struct POSHarness: Sendable {
     let port: Int
     let client: PostgresClient
     let terminalID = "till-1"
     let secret: [UInt8]
     let listener: POSListener
+    let rules: CurrentRules
+    let cache: MemberCache?
 
-    static func with(limits: POSConnectionLimits = POSConnectionLimits(), _ body: @Sendable (POSHarness) async throws -> Void) async throws {
+    static func with(
+        limits: POSConnectionLimits = POSConnectionLimits(), redisURL: RedisURL? = nil, rulesDirectory: URL? = nil,
+        _ body: @Sendable (POSHarness) async throws -> Void
+    ) async throws {
         try await TestServices.withMigratedDatabase { _, client in
             let secret = TerminalAuth.randomBytes(32)
             let credentials = TerminalAuth.credentials(secret: secret)
             try await TerminalStore(client: client, logger: TestServices.logger).save(
                 terminalID: "till-1", storeID: "store-9", salt: credentials.salt, iterations: credentials.iterations,
                 storedKey: credentials.storedKey, serverKey: credentials.serverKey)
-            let service = POSService(postgres: client, limits: limits, logger: TestServices.logger)
+            let rules = try CurrentRules(
+                directory: rulesDirectory ?? TestServices.packageRoot.appendingPathComponent("rules"), logger: TestServices.logger)
+            try await rules.synchronize(with: RulesHistoryStore(client: client, logger: TestServices.logger))
+            var redis: RedisClient?
+            var cache: MemberCache?
+            if let redisURL {
+                let recovery = RedisRecoverySignal()
+                var configuration = RedisClient.Configuration(url: redisURL)
+                configuration.connectTimeoutMs = 1_000
+                configuration.commandTimeoutMs = 1_000
+                configuration.breakerCooldownMs = 50
+                redis = RedisClient(configuration: configuration, logger: TestServices.logger, onRecovery: { recovery.fire() })
+                cache = try MemberCache(redis: redis!, recoverySignal: recovery, logger: TestServices.logger)
+            }
+            let service = POSService(postgres: client, cache: cache, rules: rules, limits: limits, logger: TestServices.logger)
             let listener = try await POSListener(
                 host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: 2_000)
-            let harness = POSHarness(port: listener.boundPort, client: client, secret: secret, listener: listener)
+            let harness = POSHarness(port: listener.boundPort, client: client, secret: secret, listener: listener, rules: rules, cache: cache)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await listener.run() }
                 defer { group.cancelAll() }
                 try await body(harness)
             }
+            await redis?.shutdown()
         }
     }
 

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import LoyaltyCache
+import LoyaltyCore
 import LoyaltyStore
 import NIOCore
 import POSProtocol
@@ -38,14 +40,23 @@ struct POSOutcome: Sendable {
 final class POSService: Sendable {
     let postgres: PostgresClient
     let terminals: TerminalStore
+    let checkout: CheckoutStore
+    /// Nil: every lookup goes to PostgreSQL (a server configured without Redis, or a test of that path).
+    let cache: MemberCache?
+    let rules: CurrentRules
     let limits: POSConnectionLimits
     let logger: Logger
+    let metrics: POSMetrics
 
-    init(postgres: PostgresClient, limits: POSConnectionLimits, logger: Logger) {
+    init(postgres: PostgresClient, cache: MemberCache?, rules: CurrentRules, limits: POSConnectionLimits, logger: Logger) {
         self.postgres = postgres
         self.terminals = TerminalStore(client: postgres, logger: logger)
+        self.checkout = CheckoutStore(client: postgres, logger: logger)
+        self.cache = cache
+        self.rules = rules
         self.limits = limits
         self.logger = logger
+        self.metrics = POSMetrics()
     }
 
     static func errorPayload(code: String, message: String) -> ByteBuffer {
@@ -119,59 +130,105 @@ final class POSService: Sendable {
         }
         switch method {
         case .lookup?:
-            guard let request = try? Loyalty_Pos_V1_LookupRequest(serializedBytes: Array(buffer: payload)) else {
-                return .error(.invalidArgument, "malformed_payload", "LookupRequest could not be decoded")
-            }
-            return await lookup(request, deadline: deadline)
+            return await decoded(payload, Loyalty_Pos_V1_LookupRequest.self) { await self.lookup($0) }
+        case .quote?:
+            return await decoded(payload, Loyalty_Pos_V1_QuoteRequest.self) { await self.quote($0) }
+        case .hold?:
+            return await decoded(payload, Loyalty_Pos_V1_HoldRequest.self) { await self.hold($0, session: session) }
+        case .commit?:
+            return await decoded(payload, Loyalty_Pos_V1_CommitRequest.self) { await self.commit($0, session: session) }
+        case .cancel?:
+            return await decoded(payload, Loyalty_Pos_V1_CancelRequest.self) { await self.cancel($0, session: session) }
+        case .refund?:
+            return await decoded(payload, Loyalty_Pos_V1_RefundRequest.self) { await self.refund($0, session: session) }
+        case .ping?:
+            return .ok(Loyalty_Pos_V1_Empty())
         default:
             return .error(.unimplemented, "unknown_method", "method \(method.map { "\($0)" } ?? "unknown") is not implemented by this server")
         }
     }
 
-    func lookup(_ request: Loyalty_Pos_V1_LookupRequest, deadline: ContinuousClock.Instant) async -> POSOutcome {
-        let card: String?
-        let phone: String?
-        let memberID: Int64?
+    private func decoded<Request: SwiftProtobuf.Message>(
+        _ payload: ByteBuffer, _ type: Request.Type, _ body: (Request) async -> POSOutcome
+    ) async -> POSOutcome {
+        guard let request = try? Request(serializedBytes: Array(buffer: payload)) else {
+            return .error(.invalidArgument, "malformed_payload", "\(Request.protoMessageName) could not be decoded")
+        }
+        return await body(request)
+    }
+
+    func lookup(_ request: Loyalty_Pos_V1_LookupRequest) async -> POSOutcome {
+        let identifier: MemberIdentifier
         switch request.identifier {
-        case .cardNumber(let value)?: (card, phone, memberID) = (value, nil, nil)
-        case .phone(let value)?: (card, phone, memberID) = (nil, value, nil)
-        case .memberID(let value)?: (card, phone, memberID) = (nil, nil, value)
+        case .cardNumber(let value)?: identifier = .card(value)
+        case .phone(let value)?: identifier = .phone(value)
+        case .memberID(let value)?: identifier = .memberID(value)
         case nil: return .error(.invalidArgument, "missing_identifier", "give a card number, a phone or a member id")
         }
-        if let card, card.isEmpty || card.utf8.count > 32 { return .error(.invalidArgument, "bad_card", "card number must be 1-32 characters") }
-        if let phone, phone.isEmpty || phone.utf8.count > 16 { return .error(.invalidArgument, "bad_phone", "phone must be in E.164 form") }
-        do {
-            let rows = try await postgres.query(
-                """
-                SELECT m.member_id, t.code, t.name, m.status,
-                       coalesce(sum(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'available'), 0)::int8,
-                       coalesce(sum(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'pending'), 0)::int8,
-                       coalesce(sum(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'held'), 0)::int8,
-                       coalesce(sum(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'available'), 0)::int8,
-                       coalesce(sum(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'pending'), 0)::int8,
-                       coalesce(sum(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'held'), 0)::int8
-                FROM members m JOIN tiers t USING (tier_id) LEFT JOIN accounts a ON a.member_id = m.member_id
-                WHERE (\(card)::text IS NOT NULL AND m.card_number = \(card))
-                   OR (\(phone)::text IS NOT NULL AND m.phone = \(phone))
-                   OR (\(memberID)::int8 IS NOT NULL AND m.member_id = \(memberID))
-                GROUP BY m.member_id, t.code, t.name, m.status
-                """, logger: logger)
-            for try await (id, tierCode, tierName, status, pa, pp, ph, ca, cp, ch) in rows.decode(
-                (Int64, String, String, String, Int64, Int64, Int64, Int64, Int64, Int64).self)
-            {
-                var summary = Loyalty_Pos_V1_MemberSummary()
-                summary.memberID = id
-                summary.tierCode = tierCode
-                summary.tierName = tierName
-                summary.status = status
-                summary.points = .with { $0.available = pa; $0.pending = pp; $0.held = ph }
-                summary.cashbackMinor = .with { $0.available = ca; $0.pending = cp; $0.held = ch }
-                return .ok(summary)
-            }
-            return .error(.notFound, "unknown_member", "no member with that identifier")
-        } catch {
-            logger.error("lookup failed", metadata: ["error": "\(PostgresErrorText.describe(error))"])
-            return .error(.unavailable, "store_unavailable", "member store unavailable; retry")
+        switch identifier {
+        case .card(let card) where card.isEmpty || card.utf8.count > 32:
+            return .error(.invalidArgument, "bad_card", "card number must be 1-32 characters")
+        case .phone(let phone) where phone.isEmpty || phone.utf8.count > 16:
+            return .error(.invalidArgument, "bad_phone", "phone must be 1-16 characters, in E.164 form (+ and digits)")
+        case .memberID(let id) where id <= 0:
+            return .error(.invalidArgument, "bad_member_id", "member id must be positive")
+        default: break
         }
+        var refill = false
+        if let cache {
+            let found: MemberCache.Lookup =
+                switch identifier {
+                case .card(let card): await cache.member(card: card)
+                case .phone(let phone): await cache.member(phone: phone)
+                case .memberID(let id): await cache.member(id: id)
+                }
+            switch found {
+            case .hit(let member):
+                metrics.cacheHits.increment()
+                return .ok(Self.summary(member, fromCache: true))
+            case .miss:
+                metrics.cacheMisses.increment()
+                refill = true
+            case .unavailable(let error):
+                // Answer from PostgreSQL; the breaker inside the client keeps this path fast while Redis is down.
+                metrics.cacheFallbacks.increment()
+                logger.debug("member cache unavailable; answering from PostgreSQL", metadata: ["error": "\(error)"])
+            }
+        }
+        let data: Data?
+        do { data = try await checkout.snapshot(identifier) } catch { return Self.failure(error, logger: logger) }
+        guard let data, let member = try? JSONDecoder().decode(CachedMember.self, from: data) else {
+            return .error(.notFound, "unknown_member", "no member with that identifier")
+        }
+        if refill, member.status != "erased" { await refresh(member) }
+        return .ok(Self.summary(member, fromCache: false))
+    }
+
+    /// Puts a member's new snapshot in the cache. A failure leaves the older version there, which the next write
+    /// or the epoch bump after an outage replaces; the ledger in PostgreSQL is the truth either way.
+    func refresh(_ member: CachedMember) async {
+        guard let cache else { return }
+        do { try await cache.put(member) } catch {
+            logger.warning("member cache write refused", metadata: ["member": "\(member.memberID)", "error": "\(error)"])
+        }
+    }
+
+    func refresh(snapshot data: Data) async {
+        guard cache != nil, let member = try? JSONDecoder().decode(CachedMember.self, from: data) else { return }
+        await refresh(member)
+    }
+
+    static func summary(_ member: CachedMember, fromCache: Bool) -> Loyalty_Pos_V1_MemberSummary {
+        var summary = Loyalty_Pos_V1_MemberSummary()
+        summary.memberID = member.memberID
+        summary.tierCode = member.tierCode
+        summary.tierName = member.tierName
+        summary.status = member.status
+        summary.points = .with { $0.available = member.points.available; $0.pending = member.points.pending; $0.held = member.points.held }
+        summary.cashbackMinor = .with {
+            $0.available = member.cashbackMinor.available; $0.pending = member.cashbackMinor.pending; $0.held = member.cashbackMinor.held
+        }
+        summary.fromCache = fromCache
+        return summary
     }
 }

@@ -104,15 +104,24 @@ public struct LedgerStore: Sendable {
     }
 
     func call<Result: Decodable>(_ query: PostgresQuery) async throws(LedgerStoreError) -> Result {
+        let text = try await callText(query)
+        do {
+            return try LedgerJSON.decoder.decode(Result.self, from: Data(text.utf8))
+        } catch {
+            // Not a database problem: the function answered something this build does not understand.
+            throw .invariantViolated("unexpected ledger reply (\(error)); are the migrations current?")
+        }
+    }
+
+    /// The one text column of the one row a ledger function returns.
+    func callText(_ query: PostgresQuery) async throws(LedgerStoreError) -> String {
         do {
             let rows = try await client.query(query, logger: logger)
-            for try await text in rows.decode(String.self) {
-                return try LedgerJSON.decoder.decode(Result.self, from: Data(text.utf8))
-            }
-            throw LedgerStoreError.invariantViolated("a ledger function returned no row")
+            for try await text in rows.decode(String.self) { return text }
         } catch {
             throw LedgerStoreError.from(error)
         }
+        throw .invariantViolated("a ledger function returned no row")
     }
 }
 

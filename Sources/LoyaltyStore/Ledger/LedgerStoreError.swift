@@ -1,4 +1,5 @@
 import Foundation
+import LoyaltyCore
 
 /// Typed errors of ledger operations. A failed operation wrote nothing.
 public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
@@ -16,7 +17,19 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
     case invalidAmount(String)
     case invalidDates(String)
     case invariantViolated(String)
+    /// The member's tier changed after the basket was priced; price it again.
+    case tierChanged(memberID: Int64, pricedAt: String, now: String)
+    /// Another refund of the same purchase landed first; recompute from the new state and send again.
+    case refundConflict(posTransactionID: String)
+    case unknownTransaction(terminalID: String, posTransactionID: String)
+    case transactionVoided(posTransactionID: String)
+    case refundExceedsPurchase(paidTotalMinor: Int64, refundedBeforeMinor: Int64, refundingMinor: Int64)
+    /// The returned lines do not fit the purchase (unknown line, more than bought, a quantity below one).
+    case invalidRefund(ProportionalReversalError)
+    /// PostgreSQL could not be reached or answered with something other than a ledger error.
     case database(String)
+    /// No answer from PostgreSQL (connection refused, pool timeout): nothing is known to be written.
+    case unavailable(String)
 
     /// The stable reason code: the MESSAGE the ledger functions raise, and `LedgerError.code` for the same case.
     public var code: String {
@@ -35,7 +48,14 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .invalidAmount: "invalid_amount"
         case .invalidDates: "invalid_dates"
         case .invariantViolated: "ledger_invariant"
+        case .tierChanged: "tier_changed"
+        case .refundConflict: "refund_conflict"
+        case .unknownTransaction: "unknown_transaction"
+        case .transactionVoided: "transaction_voided"
+        case .refundExceedsPurchase: "refund_exceeds_purchase"
+        case .invalidRefund(let error): Self.refundCode(error)
         case .database: "database"
+        case .unavailable: "store_unavailable"
         }
     }
 
@@ -59,16 +79,35 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .invalidAmount(let text): "invalid amount: \(text)"
         case .invalidDates(let text): "invalid dates: \(text)"
         case .invariantViolated(let text): "ledger invariant violated: \(text); run `loyalty audit`"
+        case .tierChanged(let id, let pricedAt, let now):
+            "member \(id) moved from tier \(pricedAt) to \(now) after the basket was priced; price it again"
+        case .refundConflict(let id): "another refund of \(id) landed first; recompute and send again"
+        case .unknownTransaction(let terminal, let id): "no purchase or hold \(id) on terminal \(terminal)"
+        case .transactionVoided(let id): "purchase \(id) was voided; nothing is left to refund"
+        case .refundExceedsPurchase(let paid, let before, let now):
+            "refunding \(now) more after \(before) is more than the \(paid) paid"
+        case .invalidRefund(let error): "refund does not fit the purchase: \(error)"
         case .database(let text): "database error: \(text)"
+        case .unavailable(let text): "PostgreSQL unavailable: \(text); retry with the same key"
+        }
+    }
+
+    static func refundCode(_ error: ProportionalReversalError) -> String {
+        switch error {
+        case .line(_, let inner): refundCode(inner)
+        case .exceedsQuantity: "refund_exceeds_purchase"
+        case .unknownLine: "unknown_line"
+        default: "invalid_refund"
         }
     }
 
     /// Maps a server error raised by the ledger functions (SQLSTATE class LY, JSON detail) to its typed error.
     static func from(_ error: any Error) -> LedgerStoreError {
         if let known = error as? LedgerStoreError { return known }
-        guard let state = PostgresErrorText.sqlState(error), state.hasPrefix("LY") else {
-            return .database(PostgresErrorText.describe(error))
+        guard let state = PostgresErrorText.sqlState(error) else {
+            return .unavailable(PostgresErrorText.describe(error))
         }
+        guard state.hasPrefix("LY") else { return .database(PostgresErrorText.describe(error)) }
         let detail = PostgresErrorText.detail(error).flatMap { text in
             try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
         } ?? [:]
@@ -88,6 +127,12 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case "LY011": return .invalidAmount(detail.isEmpty ? "must be positive" : detail.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))
         case "LY012": return .invalidDates(detail.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))
         case "LY013": return .holdMismatch(holdID: int("hold_id"))
+        case "LY014": return .tierChanged(memberID: int("member_id"), pricedAt: string("priced_at"), now: string("now"))
+        case "LY015": return .refundConflict(posTransactionID: string("pos_transaction_id"))
+        case "LY016": return .unknownTransaction(terminalID: string("terminal_id"), posTransactionID: string("pos_transaction_id"))
+        case "LY017": return .transactionVoided(posTransactionID: string("pos_transaction_id"))
+        case "LY018": return .refundExceedsPurchase(
+            paidTotalMinor: int("paid_total_minor"), refundedBeforeMinor: int("refunded_before"), refundingMinor: int("refunding"))
         default: return .invariantViolated(PostgresErrorText.describe(error))
         }
     }

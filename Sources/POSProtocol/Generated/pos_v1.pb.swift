@@ -407,6 +407,11 @@ public nonisolated struct Loyalty_Pos_V1_QuoteResponse: Sendable {
 
   public var rulesVersion: String = String()
 
+  /// basket-level steps: minimum basket, rounding, campaigns, redemption cap
+  public var explanationJson: String = String()
+
+  public var paidTotalMinor: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -515,6 +520,18 @@ public nonisolated struct Loyalty_Pos_V1_CommitResponse: Sendable {
 
   public var lines: [Loyalty_Pos_V1_LineAward] = []
 
+  /// unit of `awarded`: "points" or "cashback_minor"
+  public var unit: String = String()
+
+  /// the rules that priced this purchase (those in force at purchased_at_ms)
+  public var rulesVersion: String = String()
+
+  /// the member's tier after this purchase
+  public var tierCode: String = String()
+
+  /// set when this purchase moved the member up a tier
+  public var tierChangedFrom: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -553,6 +570,15 @@ public nonisolated struct Loyalty_Pos_V1_CancelResponse: Sendable {
 
   public var replayed: Bool = false
 
+  /// "hold" (released) or "commit" (voided: everything not yet refunded)
+  public var cancelled: String = String()
+
+  /// in the commit's award unit
+  public var awardReversed: Int64 = 0
+
+  /// redeemed points paid back
+  public var pointsRestored: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -587,6 +613,9 @@ public nonisolated struct Loyalty_Pos_V1_RefundRequest: Sendable {
 
   public var lines: [Loyalty_Pos_V1_RefundLine] = []
 
+  /// the till that sold it; empty = this terminal
+  public var originalTerminalID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -597,8 +626,10 @@ public nonisolated struct Loyalty_Pos_V1_RefundResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var pointsReversed: Int64 = 0
+  /// in the commit's award unit; what the returned lines had earned
+  public var awardReversed: Int64 = 0
 
+  /// redeemed points paid back in proportion to the refunded money
   public var pointsRestored: Int64 = 0
 
   public var points: Loyalty_Pos_V1_Balances {
@@ -611,6 +642,15 @@ public nonisolated struct Loyalty_Pos_V1_RefundResponse: Sendable {
   public mutating func clearPoints() {self._points = nil}
 
   public var replayed: Bool = false
+
+  /// unit of award_reversed
+  public var unit: String = String()
+
+  /// money the returned lines had paid
+  public var refundedMinor: Int64 = 0
+
+  /// part of award_reversed already spent, which could not be taken back
+  public var awardUnrecovered: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1195,7 +1235,7 @@ nonisolated extension Loyalty_Pos_V1_LineAward: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Loyalty_Pos_V1_QuoteResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QuoteResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}unit\0\u{1}lines\0\u{3}total_award\0\u{3}max_redeemable_points\0\u{3}rules_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}unit\0\u{1}lines\0\u{3}total_award\0\u{3}max_redeemable_points\0\u{3}rules_version\0\u{3}explanation_json\0\u{3}paid_total_minor\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1208,6 +1248,8 @@ nonisolated extension Loyalty_Pos_V1_QuoteResponse: SwiftProtobuf.Message, Swift
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.totalAward) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.maxRedeemablePoints) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.rulesVersion) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.explanationJson) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.paidTotalMinor) }()
       default: break
       }
     }
@@ -1229,6 +1271,12 @@ nonisolated extension Loyalty_Pos_V1_QuoteResponse: SwiftProtobuf.Message, Swift
     if !self.rulesVersion.isEmpty {
       try visitor.visitSingularStringField(value: self.rulesVersion, fieldNumber: 5)
     }
+    if !self.explanationJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.explanationJson, fieldNumber: 6)
+    }
+    if self.paidTotalMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.paidTotalMinor, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1238,6 +1286,8 @@ nonisolated extension Loyalty_Pos_V1_QuoteResponse: SwiftProtobuf.Message, Swift
     if lhs.totalAward != rhs.totalAward {return false}
     if lhs.maxRedeemablePoints != rhs.maxRedeemablePoints {return false}
     if lhs.rulesVersion != rhs.rulesVersion {return false}
+    if lhs.explanationJson != rhs.explanationJson {return false}
+    if lhs.paidTotalMinor != rhs.paidTotalMinor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1393,7 +1443,7 @@ nonisolated extension Loyalty_Pos_V1_CommitRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Loyalty_Pos_V1_CommitResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CommitResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}accrual_entry_id\0\u{3}redemption_entry_id\0\u{1}awarded\0\u{1}redeemed\0\u{1}points\0\u{1}replayed\0\u{1}lines\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}accrual_entry_id\0\u{3}redemption_entry_id\0\u{1}awarded\0\u{1}redeemed\0\u{1}points\0\u{1}replayed\0\u{1}lines\0\u{1}unit\0\u{3}rules_version\0\u{3}tier_code\0\u{3}tier_changed_from\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1408,6 +1458,10 @@ nonisolated extension Loyalty_Pos_V1_CommitResponse: SwiftProtobuf.Message, Swif
       case 5: try { try decoder.decodeSingularMessageField(value: &self._points) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.replayed) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.lines) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.unit) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.rulesVersion) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.tierCode) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.tierChangedFrom) }()
       default: break
       }
     }
@@ -1439,6 +1493,18 @@ nonisolated extension Loyalty_Pos_V1_CommitResponse: SwiftProtobuf.Message, Swif
     if !self.lines.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.lines, fieldNumber: 7)
     }
+    if !self.unit.isEmpty {
+      try visitor.visitSingularStringField(value: self.unit, fieldNumber: 8)
+    }
+    if !self.rulesVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.rulesVersion, fieldNumber: 9)
+    }
+    if !self.tierCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.tierCode, fieldNumber: 10)
+    }
+    if !self.tierChangedFrom.isEmpty {
+      try visitor.visitSingularStringField(value: self.tierChangedFrom, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1450,6 +1516,10 @@ nonisolated extension Loyalty_Pos_V1_CommitResponse: SwiftProtobuf.Message, Swif
     if lhs._points != rhs._points {return false}
     if lhs.replayed != rhs.replayed {return false}
     if lhs.lines != rhs.lines {return false}
+    if lhs.unit != rhs.unit {return false}
+    if lhs.rulesVersion != rhs.rulesVersion {return false}
+    if lhs.tierCode != rhs.tierCode {return false}
+    if lhs.tierChangedFrom != rhs.tierChangedFrom {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1492,7 +1562,7 @@ nonisolated extension Loyalty_Pos_V1_CancelRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Loyalty_Pos_V1_CancelResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CancelResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}points\0\u{1}replayed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}points\0\u{1}replayed\0\u{1}cancelled\0\u{3}award_reversed\0\u{3}points_restored\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1502,6 +1572,9 @@ nonisolated extension Loyalty_Pos_V1_CancelResponse: SwiftProtobuf.Message, Swif
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._points) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.replayed) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.cancelled) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.awardReversed) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.pointsRestored) }()
       default: break
       }
     }
@@ -1518,12 +1591,24 @@ nonisolated extension Loyalty_Pos_V1_CancelResponse: SwiftProtobuf.Message, Swif
     if self.replayed != false {
       try visitor.visitSingularBoolField(value: self.replayed, fieldNumber: 2)
     }
+    if !self.cancelled.isEmpty {
+      try visitor.visitSingularStringField(value: self.cancelled, fieldNumber: 3)
+    }
+    if self.awardReversed != 0 {
+      try visitor.visitSingularInt64Field(value: self.awardReversed, fieldNumber: 4)
+    }
+    if self.pointsRestored != 0 {
+      try visitor.visitSingularInt64Field(value: self.pointsRestored, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Loyalty_Pos_V1_CancelResponse, rhs: Loyalty_Pos_V1_CancelResponse) -> Bool {
     if lhs._points != rhs._points {return false}
     if lhs.replayed != rhs.replayed {return false}
+    if lhs.cancelled != rhs.cancelled {return false}
+    if lhs.awardReversed != rhs.awardReversed {return false}
+    if lhs.pointsRestored != rhs.pointsRestored {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1566,7 +1651,7 @@ nonisolated extension Loyalty_Pos_V1_RefundLine: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Loyalty_Pos_V1_RefundRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RefundRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}refund_id\0\u{3}original_pos_transaction_id\0\u{1}lines\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}refund_id\0\u{3}original_pos_transaction_id\0\u{1}lines\0\u{3}original_terminal_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1577,6 +1662,7 @@ nonisolated extension Loyalty_Pos_V1_RefundRequest: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularStringField(value: &self.refundID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.originalPosTransactionID) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.lines) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.originalTerminalID) }()
       default: break
       }
     }
@@ -1592,6 +1678,9 @@ nonisolated extension Loyalty_Pos_V1_RefundRequest: SwiftProtobuf.Message, Swift
     if !self.lines.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.lines, fieldNumber: 3)
     }
+    if !self.originalTerminalID.isEmpty {
+      try visitor.visitSingularStringField(value: self.originalTerminalID, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1599,6 +1688,7 @@ nonisolated extension Loyalty_Pos_V1_RefundRequest: SwiftProtobuf.Message, Swift
     if lhs.refundID != rhs.refundID {return false}
     if lhs.originalPosTransactionID != rhs.originalPosTransactionID {return false}
     if lhs.lines != rhs.lines {return false}
+    if lhs.originalTerminalID != rhs.originalTerminalID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1606,7 +1696,7 @@ nonisolated extension Loyalty_Pos_V1_RefundRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Loyalty_Pos_V1_RefundResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RefundResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}points_reversed\0\u{3}points_restored\0\u{1}points\0\u{1}replayed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}award_reversed\0\u{3}points_restored\0\u{1}points\0\u{1}replayed\0\u{1}unit\0\u{3}refunded_minor\0\u{3}award_unrecovered\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1614,10 +1704,13 @@ nonisolated extension Loyalty_Pos_V1_RefundResponse: SwiftProtobuf.Message, Swif
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularInt64Field(value: &self.pointsReversed) }()
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.awardReversed) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.pointsRestored) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._points) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.replayed) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.unit) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.refundedMinor) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.awardUnrecovered) }()
       default: break
       }
     }
@@ -1628,8 +1721,8 @@ nonisolated extension Loyalty_Pos_V1_RefundResponse: SwiftProtobuf.Message, Swif
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    if self.pointsReversed != 0 {
-      try visitor.visitSingularInt64Field(value: self.pointsReversed, fieldNumber: 1)
+    if self.awardReversed != 0 {
+      try visitor.visitSingularInt64Field(value: self.awardReversed, fieldNumber: 1)
     }
     if self.pointsRestored != 0 {
       try visitor.visitSingularInt64Field(value: self.pointsRestored, fieldNumber: 2)
@@ -1640,14 +1733,26 @@ nonisolated extension Loyalty_Pos_V1_RefundResponse: SwiftProtobuf.Message, Swif
     if self.replayed != false {
       try visitor.visitSingularBoolField(value: self.replayed, fieldNumber: 4)
     }
+    if !self.unit.isEmpty {
+      try visitor.visitSingularStringField(value: self.unit, fieldNumber: 5)
+    }
+    if self.refundedMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.refundedMinor, fieldNumber: 6)
+    }
+    if self.awardUnrecovered != 0 {
+      try visitor.visitSingularInt64Field(value: self.awardUnrecovered, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Loyalty_Pos_V1_RefundResponse, rhs: Loyalty_Pos_V1_RefundResponse) -> Bool {
-    if lhs.pointsReversed != rhs.pointsReversed {return false}
+    if lhs.awardReversed != rhs.awardReversed {return false}
     if lhs.pointsRestored != rhs.pointsRestored {return false}
     if lhs._points != rhs._points {return false}
     if lhs.replayed != rhs.replayed {return false}
+    if lhs.unit != rhs.unit {return false}
+    if lhs.refundedMinor != rhs.refundedMinor {return false}
+    if lhs.awardUnrecovered != rhs.awardUnrecovered {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,323 @@
+import Foundation
+import Logging
+import LoyaltyCache
+import LoyaltyCore
+import LoyaltyRules
+import LoyaltyStore
+import Metrics
+import POSProtocol
+
+/// Counters of the POS path, exported by the metrics backend the process bootstraps (none in tests).
+struct POSMetrics: Sendable {
+    let cacheHits = Counter(label: "loyalty_pos_member_cache_total", dimensions: [("result", "hit")])
+    let cacheMisses = Counter(label: "loyalty_pos_member_cache_total", dimensions: [("result", "miss")])
+    let cacheFallbacks = Counter(label: "loyalty_pos_member_cache_total", dimensions: [("result", "unavailable")])
+}
+
+/// Limits of the checkout methods, on top of the frame and basket limits.
+enum CheckoutLimits {
+    static let defaultHoldSeconds: UInt32 = 300
+    static let maximumHoldSeconds: UInt32 = 3_600
+    /// A till's clock may run this far ahead of the server's.
+    static let clockSkewMs: Int64 = 5 * 60 * 1_000
+    /// Tier changes between pricing and writing are rare; after this many the till gets ABORTED and retries.
+    static let pricingAttempts = 3
+}
+
+extension POSService {
+    // MARK: Quote
+
+    func quote(_ request: Loyalty_Pos_V1_QuoteRequest) async -> POSOutcome {
+        guard request.memberID > 0 else { return .error(.invalidArgument, "bad_member_id", "member id must be positive") }
+        let purchasedAt: Date
+        switch purchaseTime(request.purchasedAtMs) {
+        case .success(let date): purchasedAt = date
+        case .failure(let early): return early.outcome
+        }
+        let loaded = rules.rules(at: purchasedAt)
+        let pricing: MemberPricing?
+        do { pricing = try await checkout.pricing(memberID: request.memberID) } catch { return Self.failure(error, logger: logger) }
+        guard let pricing else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
+        let quote: Quote
+        switch evaluate(request.basket, loaded: loaded, pricing: pricing, purchasedAt: purchasedAt,
+                        availableBalance: max(0, pricing.availablePoints)) {
+        case .success(let value): quote = value
+        case .failure(let early): return early.outcome
+        }
+        var response = Loyalty_Pos_V1_QuoteResponse()
+        response.unit = quote.unit.rawValue
+        response.lines = quote.lines.map(Self.lineAward)
+        response.totalAward = quote.totalAward
+        response.maxRedeemablePoints = quote.maxRedeemablePoints
+        response.rulesVersion = loaded.version
+        response.explanationJson = Self.json(quote.explanation)
+        response.paidTotalMinor = quote.paidTotalMinor
+        return .ok(response)
+    }
+
+    // MARK: Hold
+
+    func hold(_ request: Loyalty_Pos_V1_HoldRequest, session: POSSession) async -> POSOutcome {
+        if let bad = Self.checkID(request.posTransactionID, field: "pos_transaction_id") { return bad }
+        guard request.memberID > 0 else { return .error(.invalidArgument, "bad_member_id", "member id must be positive") }
+        guard request.points > 0 else { return .error(.invalidArgument, "invalid_amount", "points to hold must be positive") }
+        let seconds = request.holdSeconds == 0 ? CheckoutLimits.defaultHoldSeconds : request.holdSeconds
+        guard seconds <= CheckoutLimits.maximumHoldSeconds else {
+            return .error(.invalidArgument, "invalid_hold_seconds", "hold_seconds must be at most \(CheckoutLimits.maximumHoldSeconds)")
+        }
+        let hold = POSHold(terminalID: session.terminalID, posTransactionID: request.posTransactionID,
+                           memberID: request.memberID, points: request.points, holdSeconds: Int(seconds))
+        do {
+            let (result, member) = try await checkout.hold(hold)
+            await refresh(snapshot: member)
+            var response = Loyalty_Pos_V1_HoldResponse()
+            response.holdID = result.holdId
+            response.points = Self.balances(result.balances)
+            response.expiresAtMs = result.expiresAtMs
+            return .ok(response)
+        } catch {
+            return Self.failure(error, logger: logger)
+        }
+    }
+
+    // MARK: Commit
+
+    func commit(_ request: Loyalty_Pos_V1_CommitRequest, session: POSSession) async -> POSOutcome {
+        if let bad = Self.checkID(request.posTransactionID, field: "pos_transaction_id") { return bad }
+        guard request.memberID > 0 else { return .error(.invalidArgument, "bad_member_id", "member id must be positive") }
+        guard request.redeemPoints >= 0 else { return .error(.invalidArgument, "invalid_amount", "redeem_points must not be negative") }
+        guard request.holdID >= 0 else { return .error(.invalidArgument, "invalid_amount", "hold_id must not be negative") }
+        let purchasedAt: Date
+        switch purchaseTime(request.purchasedAtMs) {
+        case .success(let date): purchasedAt = date
+        case .failure(let early): return early.outcome
+        }
+        let basket: Basket
+        switch Self.basket(request.basket) {
+        case .success(let value): basket = value
+        case .failure(let early): return early.outcome
+        }
+        let loaded = rules.rules(at: purchasedAt)
+        let commit = POSCommit(
+            terminalID: session.terminalID, posTransactionID: request.posTransactionID, memberID: request.memberID,
+            basket: basket, holdID: request.holdID == 0 ? nil : request.holdID, redeemPoints: request.redeemPoints,
+            purchasedAtMs: request.purchasedAtMs, purchasedAt: purchasedAt)
+        for attempt in 1...CheckoutLimits.pricingAttempts {
+            let pricing: MemberPricing?
+            do { pricing = try await checkout.pricing(memberID: request.memberID) } catch { return Self.failure(error, logger: logger) }
+            guard let pricing else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
+            // The cap is the basket's: held points count as the member's, and the ledger checks the balance.
+            let quote: Quote
+            switch evaluate(request.basket, loaded: loaded, pricing: pricing, purchasedAt: purchasedAt, availableBalance: Int64.max / 4) {
+            case .success(let value): quote = value
+            case .failure(let early): return early.outcome
+            }
+            if request.redeemPoints > 0 {
+                let minimum = loaded.ruleSet.redemption.minimumPoints
+                guard request.redeemPoints <= quote.maxRedeemablePoints, request.redeemPoints >= minimum else {
+                    return .error(.failedPrecondition, "redemption_not_allowed",
+                                  "redeem between \(minimum) and \(quote.maxRedeemablePoints) points for this basket (0 if the cap is under the minimum), not \(request.redeemPoints)")
+                }
+            }
+            let days = TimeInterval(86_400)
+            let availableAt = purchasedAt.addingTimeInterval(Double(loaded.ruleSet.returnWindowDays) * days)
+            let expiresAt = loaded.ruleSet.expiryDays == 0 ? nil : purchasedAt.addingTimeInterval(Double(loaded.ruleSet.expiryDays) * days)
+            let priced = POSCommitPricing(
+                pricedAtTier: pricing.tierCode, unit: quote.unit, award: quote.totalAward, availableAt: availableAt,
+                expiresAt: expiresAt, rulesVersion: loaded.version, explanationJSON: Self.json(quote),
+                spendMinor: quote.paidTotalMinor, paidTotalMinor: quote.paidTotalMinor,
+                lines: quote.lines.map { CheckoutLine(lineID: $0.lineID, quantity: $0.quantity, paidMinor: $0.paidMinor, award: $0.award) })
+            do {
+                let (result, memberJSON) = try await checkout.commit(commit, pricing: priced)
+                let member = try? JSONDecoder().decode(CachedMember.self, from: memberJSON)
+                if let member { await refresh(member) }
+                var response = Loyalty_Pos_V1_CommitResponse()
+                response.accrualEntryID = result.accrualEntryId
+                response.redemptionEntryID = result.redemptionEntryId
+                response.awarded = result.awarded
+                response.redeemed = result.redeemed
+                response.points = Self.balances(result.points)
+                response.replayed = result.replayed
+                response.unit = result.unit.rawValue
+                response.rulesVersion = result.rulesVersion ?? ""
+                // A replay answers with what was recorded then; its lines are the recorded ones, priced again only
+                // for display when the rules of that time are still known.
+                response.lines = quote.lines.map(Self.lineAward)
+                response.tierCode = member?.tierCode ?? result.tierChange?.to ?? pricing.tierCode
+                response.tierChangedFrom = result.tierChange?.from ?? ""
+                if result.replayed { logger.info("pos commit replayed", metadata: ["terminal": "\(session.terminalID)", "txn": "\(request.posTransactionID)"]) }
+                return .ok(response)
+            } catch .tierChanged where attempt < CheckoutLimits.pricingAttempts {
+                continue
+            } catch {
+                return Self.failure(error, logger: logger)
+            }
+        }
+        return .error(.aborted, "tier_changed", "the member's tier kept changing while pricing; retry with the same id")
+    }
+
+    // MARK: Cancel and refund
+
+    func cancel(_ request: Loyalty_Pos_V1_CancelRequest, session: POSSession) async -> POSOutcome {
+        if let bad = Self.checkID(request.posTransactionID, field: "pos_transaction_id") { return bad }
+        do {
+            let (result, member) = try await checkout.cancel(terminalID: session.terminalID, posTransactionID: request.posTransactionID)
+            await refresh(snapshot: member)
+            var response = Loyalty_Pos_V1_CancelResponse()
+            response.points = Self.balances(result.points)
+            response.replayed = result.replayed
+            response.cancelled = result.cancelled
+            response.awardReversed = result.awardReversed
+            response.pointsRestored = result.pointsRestored
+            return .ok(response)
+        } catch {
+            return Self.failure(error, logger: logger)
+        }
+    }
+
+    func refund(_ request: Loyalty_Pos_V1_RefundRequest, session: POSSession) async -> POSOutcome {
+        if let bad = Self.checkID(request.refundID, field: "refund_id") { return bad }
+        if let bad = Self.checkID(request.originalPosTransactionID, field: "original_pos_transaction_id") { return bad }
+        guard !request.lines.isEmpty, request.lines.count <= RuleLimits.maxBasketLines else {
+            return .error(.invalidArgument, "invalid_refund", "name 1-\(RuleLimits.maxBasketLines) lines to refund")
+        }
+        var returning: [String: Int64] = [:]
+        for line in request.lines {
+            guard line.quantity > 0 else {
+                return .error(.invalidArgument, "invalid_refund", "line \(line.lineID): quantity must be at least 1")
+            }
+            guard returning.updateValue(line.quantity, forKey: line.lineID) == nil else {
+                return .error(.invalidArgument, "invalid_refund", "line \(line.lineID) is named twice; send each line once")
+            }
+        }
+        let originalTerminal = request.originalTerminalID.isEmpty ? session.terminalID : request.originalTerminalID
+        let refund = POSRefund(terminalID: session.terminalID, refundID: request.refundID, originalTerminalID: originalTerminal,
+                               originalPOSTransactionID: request.originalPosTransactionID, returning: returning)
+        do {
+            let (result, member) = try await checkout.refund(refund)
+            await refresh(snapshot: member)
+            var response = Loyalty_Pos_V1_RefundResponse()
+            response.awardReversed = result.awardReversed
+            response.pointsRestored = result.pointsRestored
+            response.points = Self.balances(result.points)
+            response.replayed = result.replayed
+            response.unit = result.unit.rawValue
+            response.refundedMinor = result.refundedMinor
+            response.awardUnrecovered = result.awardUnrecovered
+            return .ok(response)
+        } catch {
+            return Self.failure(error, logger: logger)
+        }
+    }
+
+    // MARK: Helpers
+
+    /// The purchase time: now for 0, else the till's time, which may lie in the past (offline replay) but not
+    /// beyond the return window, and not in the future beyond clock skew.
+    func purchaseTime(_ milliseconds: Int64) -> Result<Date, POSOutcomeError> {
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1_000)
+        guard milliseconds != 0 else { return .success(Date(timeIntervalSince1970: Double(nowMs) / 1_000)) }
+        guard milliseconds <= nowMs + CheckoutLimits.clockSkewMs else {
+            return .failure(POSOutcomeError(.error(.invalidArgument, "purchase_in_future",
+                "purchased_at_ms is more than 5 minutes ahead of the server's clock; check the till's clock")))
+        }
+        let windowDays = Int64(max(1, rules.current.ruleSet.returnWindowDays))
+        guard milliseconds >= nowMs - windowDays * 86_400_000 else {
+            return .failure(POSOutcomeError(.error(.failedPrecondition, "purchase_too_old",
+                "the purchase is older than the \(windowDays)-day return window; support can adjust the member's points instead")))
+        }
+        return .success(Date(timeIntervalSince1970: Double(milliseconds) / 1_000))
+    }
+
+    func evaluate(
+        _ wire: Loyalty_Pos_V1_Basket, loaded: LoadedRules, pricing: MemberPricing, purchasedAt: Date, availableBalance: Int64
+    ) -> Result<Quote, POSOutcomeError> {
+        let basket: Basket
+        switch Self.basket(wire) {
+        case .success(let value): basket = value
+        case .failure(let error): return .failure(error)
+        }
+        do {
+            return .success(try loaded.evaluator.quote(
+                basket: basket, tierCode: pricing.tierCode, campaigns: [], memberSegments: [], now: purchasedAt,
+                availableBalance: availableBalance, tierRateOverrideBp: pricing.tierRateOverrideBp))
+        } catch .invalidTierRate(let bp) {
+            logger.error("tier has an earn rate the rules refuse", metadata: ["tier": "\(pricing.tierCode)", "bp": "\(bp)"])
+            return .failure(POSOutcomeError(.error(.internal, "tier_misconfigured", "tier \(pricing.tierCode) has an invalid earn rate; ask an admin to fix it")))
+        } catch {
+            return .failure(POSOutcomeError(.error(.invalidArgument, "invalid_basket", error.description)))
+        }
+    }
+
+    static func basket(_ wire: Loyalty_Pos_V1_Basket) -> Result<Basket, POSOutcomeError> {
+        guard wire.lines.count <= RuleLimits.maxBasketLines else {
+            return .failure(POSOutcomeError(.error(.invalidArgument, "invalid_basket", "a basket has at most \(RuleLimits.maxBasketLines) lines")))
+        }
+        return .success(Basket(currency: wire.currency, lines: wire.lines.map {
+            BasketLine(lineID: $0.lineID, sku: $0.sku, category: $0.category, quantity: $0.quantity,
+                       unitPriceMinor: $0.unitPriceMinor, discountMinor: $0.discountMinor)
+        }))
+    }
+
+    static func checkID(_ id: String, field: String) -> POSOutcome? {
+        guard !id.isEmpty, id.utf8.count <= CheckoutStore.maximumTransactionIDBytes,
+              id.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+        else {
+            return .error(.invalidArgument, "bad_\(field)", "\(field) must be 1-\(CheckoutStore.maximumTransactionIDBytes) printable ASCII characters")
+        }
+        return nil
+    }
+
+    static func lineAward(_ line: LineQuote) -> Loyalty_Pos_V1_LineAward {
+        var award = Loyalty_Pos_V1_LineAward()
+        award.lineID = line.lineID
+        award.quantity = line.quantity
+        award.paidMinor = line.paidMinor
+        award.award = line.award
+        award.explanationJson = json(line.explanation)
+        return award
+    }
+
+    static func balances(_ balances: MemberBalances) -> Loyalty_Pos_V1_Balances {
+        .with { $0.available = balances.available; $0.pending = balances.pending; $0.held = balances.held }
+    }
+
+    static func json(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "{}"
+    }
+
+    /// A ledger error as the till sees it: a status that says whether to retry, a stable code, and a message.
+    static func failure(_ error: LedgerStoreError, logger: Logger) -> POSOutcome {
+        let status: POSStatus =
+            switch error {
+            case .insufficientBalance, .memberNotActive, .holdNotActive, .notReversible, .transactionVoided: .failedPrecondition
+            case .unknownMember, .unknownHold, .unknownEntry, .unknownTransaction: .notFound
+            case .holdExceeded, .holdMismatch, .invalidAmount, .invalidDates, .reversalExceedsRemaining,
+                .refundExceedsPurchase, .invalidRefund: .invalidArgument
+            case .idempotencyConflict: .alreadyExists
+            case .tierChanged, .refundConflict: .aborted
+            case .invariantViolated, .database: .internal
+            case .unavailable: .unavailable
+            }
+        switch status {
+        case .internal: logger.error("pos request failed", metadata: ["code": "\(error.code)", "error": "\(error)"])
+        case .unavailable: logger.warning("pos request could not reach PostgreSQL", metadata: ["error": "\(error)"])
+        default: break
+        }
+        let message =
+            switch error {
+            case .idempotencyConflict: "this id was already used for a different request on this terminal; use a new id"
+            case .unavailable: "the ledger is unreachable; retry with the same id"
+            default: error.description
+            }
+        return .error(status, error.code, message)
+    }
+}
+
+/// An early answer carried through `Result`.
+struct POSOutcomeError: Error {
+    let outcome: POSOutcome
+    init(_ outcome: POSOutcome) { self.outcome = outcome }
+}

@@ -1,0 +1,396 @@
+import Foundation
+import LoyaltyCache
+import LoyaltyCore
+@testable import LoyaltyServer
+import LoyaltyStore
+import LoyaltyTestSupport
+import POSProtocol
+import PostgresNIO
+import SwiftProtobuf
+import Testing
+
+// The repository's rules (rules/program.yaml): EUR, 100 bp for the base tier, own_brand x2, tobacco excluded and
+// not redeemable, at least 500 points and at most 50 % of the redeemable basket paid with points, 14 days pending.
+
+/// What a request answered: the decoded message on OK, else the status and error code.
+enum Answer<Message: SwiftProtobuf.Message & Sendable>: Sendable {
+    case ok(Message)
+    case failed(POSStatus, code: String, message: String)
+
+    var value: Message? {
+        if case .ok(let message) = self { return message }
+        return nil
+    }
+
+    /// "ok", or "status/code" of a failure, e.g. "notFound/unknown_member".
+    var outcome: String {
+        switch self {
+        case .ok: "ok"
+        case .failed(let status, let code, _): "\(status)/\(code)"
+        }
+    }
+}
+
+extension POSClient {
+    func send<Response: SwiftProtobuf.Message & Sendable>(
+        _ method: Loyalty_Pos_V1_Method, _ request: some SwiftProtobuf.Message, as: Response.Type
+    ) async throws -> Answer<Response> {
+        let response = try await call(method, request)
+        guard response.status == .ok else {
+            let detail = try? Loyalty_Pos_V1_ErrorDetail(serializedBytes: Array(buffer: response.payload))
+            return .failed(response.status, code: detail?.code ?? "", message: detail?.message ?? "")
+        }
+        return .ok(try Response(serializedBytes: Array(buffer: response.payload)))
+    }
+}
+
+func basketLine(_ id: String, sku: String, category: String, quantity: Int64, priceMinor: Int64) -> Loyalty_Pos_V1_BasketLine {
+    .with {
+        $0.lineID = id
+        $0.sku = sku
+        $0.category = category
+        $0.quantity = quantity
+        $0.unitPriceMinor = priceMinor
+    }
+}
+
+/// Paid 60.00: groceries 2 × 10.00 (20 points), own brand 30.00 (x2: 60 points), tobacco 10.00 (nothing).
+/// Earns 80; redeemable paid 50.00, so at most 2,500 points.
+let sampleBasket = Loyalty_Pos_V1_Basket.with {
+    $0.currency = "EUR"
+    $0.lines = [
+        basketLine("A", sku: "1001", category: "grocery", quantity: 2, priceMinor: 1_000),
+        basketLine("B", sku: "1002", category: "own_brand", quantity: 1, priceMinor: 3_000),
+        basketLine("C", sku: "1003", category: "tobacco", quantity: 1, priceMinor: 1_000),
+    ]
+}
+
+struct Points: Equatable, CustomStringConvertible {
+    var available: Int64
+    var pending: Int64
+    var held: Int64
+    init(_ available: Int64, _ pending: Int64, _ held: Int64) {
+        self.available = available
+        self.pending = pending
+        self.held = held
+    }
+    init(_ balances: Loyalty_Pos_V1_Balances) { self.init(balances.available, balances.pending, balances.held) }
+    var description: String { "available \(available), pending \(pending), held \(held)" }
+}
+
+extension POSHarness {
+    func member(card: String, points: Int64 = 0) async throws -> Int64 {
+        let id = try await MemberStore(client: client, logger: TestServices.logger).create(NewMember(cardNumber: card))
+        if points > 0 {
+            _ = try await LedgerStore(client: client, logger: TestServices.logger).adjust(
+                AdjustmentRequest(memberID: id, unit: .points, delta: points, reason: "opening balance", actor: "test"),
+                key: IdempotencyKey(scope: "test", key: "seed-\(id)"))
+        }
+        return id
+    }
+
+    func entryCount(_ memberID: Int64) async throws -> Int {
+        let rows = try await client.query("SELECT count(*)::int8 FROM journal_entries WHERE member_id = \(memberID)")
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
+    func lookupPoints(_ pos: POSClient, card: String) async throws -> (Points, fromCache: Bool) {
+        let summary = try #require(try await pos.send(.lookup, lookup(card: card), as: Loyalty_Pos_V1_MemberSummary.self).value)
+        return (Points(summary.points), summary.fromCache)
+    }
+
+    func auditIsClean() async throws -> Bool {
+        try await LedgerAudit(client: client, logger: TestServices.logger).run().isClean
+    }
+}
+
+func commitRequest(_ txn: String, member: Int64, holdID: Int64 = 0, redeem: Int64 = 0, basket: Loyalty_Pos_V1_Basket = sampleBasket,
+                   purchasedAtMs: Int64 = 0) -> Loyalty_Pos_V1_CommitRequest {
+    .with {
+        $0.posTransactionID = txn
+        $0.memberID = member
+        $0.basket = basket
+        $0.holdID = holdID
+        $0.redeemPoints = redeem
+        $0.purchasedAtMs = purchasedAtMs
+    }
+}
+
+func cancelRequest(_ txn: String) -> Loyalty_Pos_V1_CancelRequest {
+    var request = Loyalty_Pos_V1_CancelRequest()
+    request.posTransactionID = txn
+    return request
+}
+
+func refundRequest(_ id: String, of txn: String, _ lines: [(String, Int64)]) -> Loyalty_Pos_V1_RefundRequest {
+    .with {
+        $0.refundID = id
+        $0.originalPosTransactionID = txn
+        $0.lines = lines.map { line in .with { $0.lineID = line.0; $0.quantity = line.1 } }
+    }
+}
+
+@Suite("POS checkout over TCP")
+struct POSCheckoutTests {
+    @Test("lookup → quote → hold → commit → partial refund, balances checked at every step")
+    func wholeCheckout() async throws {
+        try await POSHarness.with { harness in
+            let memberID = try await harness.member(card: "CARD-CO-1", points: 2_000)
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-1").0 == Points(2_000, 0, 0))
+
+            let quote = try #require(try await pos.send(.quote, Loyalty_Pos_V1_QuoteRequest.with {
+                $0.memberID = memberID
+                $0.basket = sampleBasket
+            }, as: Loyalty_Pos_V1_QuoteResponse.self).value)
+            #expect(quote.totalAward == 80)
+            #expect(quote.lines.map(\.award) == [20, 60, 0])
+            #expect(quote.maxRedeemablePoints == 2_000)  // the cap is 2,500; the balance is lower
+            #expect(quote.paidTotalMinor == 6_000)
+            #expect(quote.rulesVersion == harness.rules.current.version)
+            #expect(quote.lines[1].explanationJson.contains("own_brand"))
+            #expect(quote.lines[2].explanationJson.contains("excluded"))
+
+            let hold = try #require(try await pos.send(.hold, Loyalty_Pos_V1_HoldRequest.with {
+                $0.posTransactionID = "T-1"
+                $0.memberID = memberID
+                $0.points = 600
+            }, as: Loyalty_Pos_V1_HoldResponse.self).value)
+            #expect(Points(hold.points) == Points(1_400, 0, 600))
+            #expect(hold.expiresAtMs > Int64(Date().timeIntervalSince1970 * 1_000) + 250_000)
+
+            let commit = try #require(try await pos.send(
+                .commit, commitRequest("T-1", member: memberID, holdID: hold.holdID, redeem: 600), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(commit.awarded == 80 && commit.redeemed == 600 && !commit.replayed)
+            #expect(commit.unit == "points" && commit.tierCode == "base")
+            #expect(commit.rulesVersion == harness.rules.current.version)
+            #expect(Points(commit.points) == Points(1_400, 80, 0))
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-1").0 == Points(1_400, 80, 0))
+
+            // The own-brand line comes back: its 60 points go, and 600 × 3,000 / 6,000 = 300 redeemed points return.
+            let refund = try #require(try await pos.send(
+                .refund, refundRequest("R-1", of: "T-1", [("B", 1)]), as: Loyalty_Pos_V1_RefundResponse.self).value)
+            #expect(refund.awardReversed == 60 && refund.pointsRestored == 300 && refund.refundedMinor == 3_000)
+            #expect(refund.awardUnrecovered == 0)
+            #expect(Points(refund.points) == Points(1_700, 20, 0))
+            // One of the two grocery items, then the other: 10 + 10 points, 100 + 100 redeemed points back.
+            let first = try #require(try await pos.send(
+                .refund, refundRequest("R-2", of: "T-1", [("A", 1)]), as: Loyalty_Pos_V1_RefundResponse.self).value)
+            let second = try #require(try await pos.send(
+                .refund, refundRequest("R-3", of: "T-1", [("A", 1)]), as: Loyalty_Pos_V1_RefundResponse.self).value)
+            #expect(first.awardReversed + second.awardReversed == 20)
+            #expect(first.pointsRestored + second.pointsRestored == 200)
+            #expect(Points(second.points) == Points(1_900, 0, 0))
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-1").0 == Points(1_900, 0, 0))
+            #expect(try await harness.auditIsClean())
+        }
+    }
+
+    @Test("a commit sent 10 times in a row and 10 times at once on separate connections is applied once")
+    func commitIsIdempotent() async throws {
+        try await POSHarness.with { harness in
+            let memberID = try await harness.member(card: "CARD-CO-2", points: 1_000)
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            let request = commitRequest("T-2", member: memberID, redeem: 500)
+            var responses: [Loyalty_Pos_V1_CommitResponse] = []
+            for _ in 0..<10 {
+                let answer = try await pos.send(.commit, request, as: Loyalty_Pos_V1_CommitResponse.self)
+                if case .failed(let status, let code, let message) = answer { Issue.record("commit failed: \(status) \(code) \(message)") }
+                responses.append(try #require(answer.value))
+            }
+            let concurrent = try await withThrowingTaskGroup(of: Loyalty_Pos_V1_CommitResponse?.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        let other = try await harness.authenticated()
+                        defer { Task { await other.close() } }
+                        return try await other.send(.commit, commitRequest("T-3", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value
+                    }
+                }
+                return try await group.reduce(into: [Loyalty_Pos_V1_CommitResponse?]()) { $0.append($1) }
+            }
+            #expect(responses.filter { !$0.replayed }.count == 1)
+            #expect(Set(responses.map(\.accrualEntryID)).count == 1)
+            #expect(responses.allSatisfy { $0.awarded == 80 && $0.redeemed == 500 })
+            #expect(concurrent.count == 10 && concurrent.allSatisfy { $0 != nil })
+            #expect(concurrent.compactMap { $0 }.filter { !$0.replayed }.count == 1)
+            #expect(Set(concurrent.compactMap { $0?.accrualEntryID }).count == 1)
+            // Seed adjustment + T-2 (redemption, accrual) + T-3 (accrual).
+            #expect(try await harness.entryCount(memberID) == 4)
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-2").0 == Points(500, 160, 0))
+
+            // The same id with another basket is another request: refused, nothing written.
+            var other = sampleBasket
+            other.lines.removeLast()
+            let conflict = try await pos.send(.commit, commitRequest("T-2", member: memberID, redeem: 500, basket: other), as: Loyalty_Pos_V1_CommitResponse.self)
+            #expect(conflict.outcome == "alreadyExists/idempotency_conflict")
+            #expect(try await harness.entryCount(memberID) == 4)
+            #expect(try await harness.auditIsClean())
+        }
+    }
+
+    @Test("bad checkout requests get their status and code and leave the ledger untouched")
+    func badRequests() async throws {
+        try await POSHarness.with { harness in
+            let memberID = try await harness.member(card: "CARD-CO-3", points: 700)
+            let poor = try await harness.member(card: "CARD-CO-4")
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            _ = try #require(try await pos.send(.commit, commitRequest("T-4", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            let entries = try await harness.entryCount(memberID)
+
+            func commitFails(_ request: Loyalty_Pos_V1_CommitRequest) async throws -> String {
+                try await pos.send(.commit, request, as: Loyalty_Pos_V1_CommitResponse.self).outcome
+            }
+            func refundFails(_ request: Loyalty_Pos_V1_RefundRequest) async throws -> String {
+                try await pos.send(.refund, request, as: Loyalty_Pos_V1_RefundResponse.self).outcome
+            }
+            #expect(try await refundFails(refundRequest("R-9", of: "T-4", [("A", 3)])) == "invalidArgument/refund_exceeds_purchase")
+            #expect(try await refundFails(refundRequest("R-9", of: "T-4", [("Z", 1)])) == "invalidArgument/unknown_line")
+            #expect(try await refundFails(refundRequest("R-9", of: "T-4", [("A", 0)])) == "invalidArgument/invalid_refund")
+            #expect(try await refundFails(refundRequest("R-9", of: "NOPE", [("A", 1)])) == "notFound/unknown_transaction")
+            #expect(try await commitFails(commitRequest("T-5", member: memberID, holdID: 999_999, redeem: 500)) == "notFound/unknown_hold")
+            var dollars = sampleBasket
+            dollars.currency = "USD"
+            #expect(try await commitFails(commitRequest("T-5", member: memberID, basket: dollars)) == "invalidArgument/invalid_basket")
+            var negative = sampleBasket
+            negative.lines[0].unitPriceMinor = -5
+            #expect(try await commitFails(commitRequest("T-5", member: memberID, basket: negative)) == "invalidArgument/invalid_basket")
+            #expect(try await commitFails(commitRequest("T-5", member: memberID, redeem: 100)) == "failedPrecondition/redemption_not_allowed")
+            #expect(try await commitFails(commitRequest("T-5", member: memberID, redeem: 2_600)) == "failedPrecondition/redemption_not_allowed")
+            #expect(try await commitFails(commitRequest("T-5", member: memberID, redeem: -1)) == "invalidArgument/invalid_amount")
+            #expect(try await commitFails(commitRequest("T-5", member: poor, redeem: 500)) == "failedPrecondition/insufficient_balance")
+            #expect(try await commitFails(commitRequest("T-5", member: 987_654)) == "notFound/unknown_member")
+            #expect(try await commitFails(commitRequest("", member: memberID)) == "invalidArgument/bad_pos_transaction_id")
+            #expect(try await commitFails(commitRequest(String(repeating: "x", count: 65), member: memberID)) == "invalidArgument/bad_pos_transaction_id")
+            let future = Int64(Date().timeIntervalSince1970 * 1_000) + 3_600_000
+            #expect(try await commitFails(commitRequest("T-5", member: memberID, purchasedAtMs: future)) == "invalidArgument/purchase_in_future")
+            let ancient = Int64(Date().timeIntervalSince1970 * 1_000) - 40 * 86_400_000
+            #expect(try await commitFails(commitRequest("T-5", member: memberID, purchasedAtMs: ancient)) == "failedPrecondition/purchase_too_old")
+            let overHold = try await pos.send(.hold, Loyalty_Pos_V1_HoldRequest.with {
+                $0.posTransactionID = "T-6"
+                $0.memberID = memberID
+                $0.points = 5_000
+            }, as: Loyalty_Pos_V1_HoldResponse.self)
+            #expect(overHold.outcome == "failedPrecondition/insufficient_balance")
+            let garbage = try await pos.call(method: UInt16(Loyalty_Pos_V1_Method.commit.rawValue), payload: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF]))
+            #expect(garbage.status == .invalidArgument)
+
+            #expect(try await harness.entryCount(memberID) == entries)
+            #expect(try await harness.entryCount(poor) == 0)
+            // The failed T-5 attempts claimed nothing: the id is still free for a good request.
+            #expect(try await pos.send(.commit, commitRequest("T-5", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value?.replayed == false)
+            #expect(try await harness.auditIsClean())
+        }
+    }
+
+    @Test("cancel releases a hold or voids a commit, once; a voided purchase cannot be refunded")
+    func cancel() async throws {
+        try await POSHarness.with { harness in
+            let memberID = try await harness.member(card: "CARD-CO-5", points: 1_000)
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            _ = try #require(try await pos.send(.hold, Loyalty_Pos_V1_HoldRequest.with {
+                $0.posTransactionID = "T-7"
+                $0.memberID = memberID
+                $0.points = 800
+            }, as: Loyalty_Pos_V1_HoldResponse.self).value)
+            let released = try #require(try await pos.send(.cancel, cancelRequest("T-7"),
+                                                           as: Loyalty_Pos_V1_CancelResponse.self).value)
+            #expect(released.cancelled == "hold" && Points(released.points) == Points(1_000, 0, 0))
+
+            _ = try #require(try await pos.send(.commit, commitRequest("T-8", member: memberID, redeem: 500), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-5").0 == Points(500, 80, 0))
+            let voided = try #require(try await pos.send(.cancel, cancelRequest("T-8"),
+                                                         as: Loyalty_Pos_V1_CancelResponse.self).value)
+            #expect(voided.cancelled == "commit" && voided.awardReversed == 80 && voided.pointsRestored == 500 && !voided.replayed)
+            #expect(Points(voided.points) == Points(1_000, 0, 0))
+            let again = try #require(try await pos.send(.cancel, cancelRequest("T-8"),
+                                                        as: Loyalty_Pos_V1_CancelResponse.self).value)
+            #expect(again.replayed && again.awardReversed == 80)
+            let refund = try await pos.send(.refund, refundRequest("R-8", of: "T-8", [("A", 1)]), as: Loyalty_Pos_V1_RefundResponse.self)
+            #expect(refund.outcome == "failedPrecondition/transaction_voided")
+            let unknown = try await pos.send(.cancel, cancelRequest("T-404"), as: Loyalty_Pos_V1_CancelResponse.self)
+            #expect(unknown.outcome == "notFound/unknown_transaction")
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-5").0 == Points(1_000, 0, 0))
+            #expect(try await harness.auditIsClean())
+        }
+    }
+
+    @Test("lookups come from Redis after the first, see every ledger change, and are answered from PostgreSQL while Redis is down")
+    func cachedLookups() async throws {
+        let scratch = try await ScratchRedis.start()
+        defer { scratch.stop() }
+        try await POSHarness.with(redisURL: scratch.url) { harness in
+            let memberID = try await harness.member(card: "CARD-CO-6", points: 1_000)
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            // The first write to a fresh scratch server can meet a connection still coming up: warm it.
+            for _ in 0..<50 where try await harness.lookupPoints(pos, card: "CARD-CO-6").fromCache == false {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-6") == (Points(1_000, 0, 0), true))
+            _ = try #require(try await pos.send(.commit, commitRequest("T-9", member: memberID, redeem: 500), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            // The commit wrote the new snapshot: the cached answer already has it.
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-6") == (Points(500, 80, 0), true))
+
+            scratch.stop()
+            for _ in 0..<5 {
+                #expect(try await harness.lookupPoints(pos, card: "CARD-CO-6") == (Points(500, 80, 0), false))
+            }
+            // Writes go on while Redis is down; the cache cannot hear of them.
+            _ = try #require(try await pos.send(.commit, commitRequest("T-10", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-6") == (Points(500, 160, 0), false))
+
+            // Back (empty here, but a failover could bring old values): the new epoch means nothing from before is
+            // served; the first lookup fills from PostgreSQL.
+            let restarted = try await RedisProcess.start(port: scratch.port)
+            defer { restarted.stop() }
+            var answer = try await harness.lookupPoints(pos, card: "CARD-CO-6")
+            for _ in 0..<100 where !answer.fromCache {
+                try await Task.sleep(for: .milliseconds(50))
+                answer = try await harness.lookupPoints(pos, card: "CARD-CO-6")
+            }
+            #expect(answer == (Points(500, 160, 0), true))
+            #expect(try #require(harness.cache).statistics.unavailable >= 5)
+        }
+    }
+
+    @Test("an offline till's purchase is priced by the rules in force at its purchase time, not at the replay")
+    func offlineReplayUsesRulesOfPurchaseTime() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let original = try String(contentsOf: TestServices.packageRoot.appendingPathComponent("rules/program.yaml"), encoding: .utf8)
+        try original.write(to: directory.appendingPathComponent("program.yaml"), atomically: true, encoding: .utf8)
+        try await POSHarness.with(rulesDirectory: directory) { harness in
+            let memberID = try await harness.member(card: "CARD-CO-7")
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            let oldVersion = harness.rules.current.version
+            try await Task.sleep(for: .milliseconds(100))
+            let offlineSaleMs = Int64(Date().timeIntervalSince1970 * 1_000)
+            try await Task.sleep(for: .milliseconds(100))
+
+            // Double the base rate, as a rules change would while the till is offline.
+            let doubled = original.replacingOccurrences(of: "    base: 100 ", with: "    base: 200 ")
+            #expect(doubled != original)
+            try doubled.write(to: directory.appendingPathComponent("program.yaml"), atomically: true, encoding: .utf8)
+            let outcome = await harness.rules.reload(recordingIn: RulesHistoryStore(client: harness.client, logger: TestServices.logger))
+            guard case .reloaded(_, let newVersion) = outcome else {
+                Issue.record("reload did not happen: \(outcome)")
+                return
+            }
+
+            let replayed = try #require(try await pos.send(
+                .commit, commitRequest("OFF-1", member: memberID, purchasedAtMs: offlineSaleMs), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(replayed.rulesVersion == oldVersion)
+            #expect(replayed.awarded == 80)
+            let live = try #require(try await pos.send(.commit, commitRequest("LIVE-1", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(live.rulesVersion == newVersion)
+            #expect(live.awarded == 160)  // groceries 20.00 × 200 bp = 40, own brand 30.00 × 200 bp × 2 = 120
+        }
+    }
+}

@@ -160,7 +160,8 @@ BEGIN
         'accrual_entry_id', coalesce((v_accrual ->> 'entry_id')::bigint, 0),
         'redemption_entry_id', coalesce((v_redemption ->> 'entry_id')::bigint, 0),
         'awarded', p_award, 'redeemed', p_redeem, 'unit', p_unit, 'rules_version', p_rules_version,
-        'tier_change', v_accrual -> 'tier_change', 'points', ledger_balances(p_member, 'points'), 'replayed', false);
+        'tier_change', v_accrual -> 'tier_change', 'points', ledger_balances(p_member, 'points'), 'lines', p_lines,
+        'replayed', false);
     PERFORM ledger_store_key(p_scope, p_key, NULL, v_response);
     RETURN v_response || jsonb_build_object('member', pos_member_snapshot(p_member));
 END $$;

@@ -213,7 +213,8 @@ struct POSCheckoutTests {
             }
             #expect(responses.filter { !$0.replayed }.count == 1)
             #expect(Set(responses.map(\.accrualEntryID)).count == 1)
-            #expect(responses.allSatisfy { $0.awarded == 80 && $0.redeemed == 500 })
+            #expect(responses.allSatisfy { $0.awarded == 80 && $0.redeemed == 500 && $0.lines.map(\.award) == [20, 60, 0] })
+            #expect(responses.allSatisfy { $0.lines[1].explanationJson.contains("own_brand") })
             #expect(concurrent.count == 10 && concurrent.allSatisfy { $0 != nil })
             #expect(concurrent.compactMap { $0 }.filter { !$0.replayed }.count == 1)
             #expect(Set(concurrent.compactMap { $0?.accrualEntryID }).count == 1)

@@ -31,6 +31,13 @@ public struct RefundPlan: Sendable, Equatable {
     /// Quantity per line returned so far, this return included.
     public let returnedAfter: [String: Int64]
 
+    public init(awardToReverse: Int64, pointsToRestore: Int64, refundedMinor: Int64, returnedAfter: [String: Int64]) {
+        self.awardToReverse = awardToReverse
+        self.pointsToRestore = pointsToRestore
+        self.refundedMinor = refundedMinor
+        self.returnedAfter = returnedAfter
+    }
+
     /// - Parameters:
     ///   - lines: the purchase's lines (unique ids).
     ///   - returnedBefore: quantity per line id returned by earlier refunds.

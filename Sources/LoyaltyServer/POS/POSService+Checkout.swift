@@ -140,9 +140,18 @@ extension POSService {
                 response.replayed = result.replayed
                 response.unit = result.unit.rawValue
                 response.rulesVersion = result.rulesVersion ?? ""
-                // A replay answers with what was recorded then; its lines are the recorded ones, priced again only
-                // for display when the rules of that time are still known.
-                response.lines = quote.lines.map(Self.lineAward)
+                // The recorded lines (a replay must answer what was booked, even if the tier changed since), with the
+                // explanation of this pricing where it gave the same award.
+                let explained = Dictionary(quote.lines.map { ($0.lineID, $0) }, uniquingKeysWith: { first, _ in first })
+                response.lines = result.lines.map { line in
+                    var award = Loyalty_Pos_V1_LineAward()
+                    award.lineID = line.lineID
+                    award.quantity = line.quantity
+                    award.paidMinor = line.paidMinor
+                    award.award = line.award
+                    if let priced = explained[line.lineID], priced.award == line.award { award.explanationJson = Self.json(priced.explanation) }
+                    return award
+                }
                 response.tierCode = member?.tierCode ?? result.tierChange?.to ?? pricing.tierCode
                 response.tierChangedFrom = result.tierChange?.from ?? ""
                 if result.replayed { logger.info("pos commit replayed", metadata: ["terminal": "\(session.terminalID)", "txn": "\(request.posTransactionID)"]) }

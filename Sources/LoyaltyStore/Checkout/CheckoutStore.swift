@@ -78,7 +78,7 @@ public struct CheckoutStore: Sendable {
         } catch {
             throw .invalidAmount("lines could not be encoded: \(error)")
         }
-        return try await write(
+        return try await write(decoder: JSONDecoder(),
             """
             SELECT r - 'member', r -> 'member' FROM pos_commit(\(key.scope), \(key.key), \(hash), \(commit.terminalID),
                 \(commit.posTransactionID), \(commit.memberID), \(pricing.pricedAtTier)::text, \(pricing.unit.rawValue),
@@ -154,7 +154,9 @@ public struct CheckoutStore: Sendable {
         return try IdempotencyKey(scope: "pos:\(terminalID)", key: "\(operation):\(id)")
     }
 
-    private func write<Result: Decodable>(_ query: PostgresQuery) async throws(LedgerStoreError) -> (Result, Data) {
+    private func write<Result: Decodable>(
+        decoder: JSONDecoder = LedgerJSON.decoder, _ query: PostgresQuery
+    ) async throws(LedgerStoreError) -> (Result, Data) {
         var pair: (String, String)?
         do {
             let rows = try await client.query(query, logger: logger)
@@ -165,7 +167,7 @@ public struct CheckoutStore: Sendable {
             throw LedgerStoreError.from(error)
         }
         guard let (response, member) = pair else { throw .invariantViolated("a POS function returned no row") }
-        return (try decode(Result.self, response), Data(member.utf8))
+        return (try decode(Result.self, response, decoder: decoder), Data(member.utf8))
     }
 
     private func optionalText(_ query: PostgresQuery) async throws(LedgerStoreError) -> String? {
@@ -346,7 +348,15 @@ public struct CommitResult: Sendable, Codable, Equatable {
     public var rulesVersion: String?
     public var tierChange: TierChange?
     public var points: MemberBalances
+    /// As recorded by the first commit: a replay answers with these, not with a new pricing.
+    public var lines: [CheckoutLine]
     public var replayed: Bool
+
+    // Explicit keys and a plain decoder: the lines carry their own snake_case keys.
+    enum CodingKeys: String, CodingKey {
+        case accrualEntryId = "accrual_entry_id", redemptionEntryId = "redemption_entry_id", awarded, redeemed, unit
+        case rulesVersion = "rules_version", tierChange = "tier_change", points, lines, replayed
+    }
 }
 
 public struct HoldResult: Sendable, Codable, Equatable {

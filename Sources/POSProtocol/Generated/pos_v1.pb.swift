@@ -428,7 +428,7 @@ public nonisolated struct Loyalty_Pos_V1_HoldRequest: Sendable {
 
   public var points: Int64 = 0
 
-  /// 0 = server default
+  /// 0 = server default (300); at most 3600
   public var holdSeconds: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -480,11 +480,12 @@ public nonisolated struct Loyalty_Pos_V1_CommitRequest: Sendable {
   /// Clears the value of `basket`. Subsequent reads from it will return its default value.
   public mutating func clearBasket() {self._basket = nil}
 
-  /// 0 = no redemption
+  /// 0 = no hold: redeem_points come from available points
   public var holdID: Int64 = 0
 
   public var redeemPoints: Int64 = 0
 
+  /// 0 = now; offline replays send the original time
   public var purchasedAtMs: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -544,9 +545,10 @@ public nonisolated struct Loyalty_Pos_V1_CancelRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// the commit or hold to undo
+  /// the commit (voided) or, if none, the hold (released) taken under this id
   public var posTransactionID: String = String()
 
+  /// ignored by this server version; send 0
   public var holdID: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -115,8 +115,10 @@ extension POSService {
             if request.redeemPoints > 0 {
                 let minimum = loaded.ruleSet.redemption.minimumPoints
                 guard request.redeemPoints <= quote.maxRedeemablePoints, request.redeemPoints >= minimum else {
-                    return .error(.failedPrecondition, "redemption_not_allowed",
-                                  "redeem between \(minimum) and \(quote.maxRedeemablePoints) points for this basket (0 if the cap is under the minimum), not \(request.redeemPoints)")
+                    let message = quote.maxRedeemablePoints == 0
+                        ? "this basket cannot be paid with points: its redemption cap is under the \(minimum)-point minimum; send redeem_points 0"
+                        : "redeem between \(minimum) and \(quote.maxRedeemablePoints) points for this basket, not \(request.redeemPoints)"
+                    return .error(.failedPrecondition, "redemption_not_allowed", message)
                 }
             }
             let days = TimeInterval(86_400)

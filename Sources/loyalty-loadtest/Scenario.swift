@@ -1,0 +1,59 @@
+import Foundation
+
+/// A load-test scenario, read from a JSON file in loadtests/scenarios/. Flags given on the command line win over
+/// the file's defaults.
+struct Scenario: Codable, Sendable {
+    struct Members: Codable, Sendable {
+        /// "uniform" over all seeded members, or "hot": every request goes to one of `hotMembers`.
+        var distribution: String
+        var hotMembers: Int?
+    }
+
+    var name: String
+    var description: String?
+    /// Operation → weight. Operations: lookup, quote, commit, hold_commit, refund, cancel.
+    var mix: [String: Int]
+    var members: Members?
+    var connections: Int?
+    var pipeline: Int?
+    /// "closed" (each worker sends its next request when the last one is answered: maximum throughput) or "open"
+    /// (a fixed arrival rate, latency measured from the intended send time so queueing is not hidden).
+    var mode: String?
+    var ratePerS: Int?
+    var durationS: Int?
+    var warmupS: Int?
+    /// What the throughput is compared with: "redis-get-rps", "pgbench-tps" or "scenario:<label>".
+    var baseline: String?
+    var targetRatio: Double?
+    var targetP99Ms: Double?
+    /// The operation whose throughput and latency the comparison is about; nil = all requests.
+    var primaryOperation: String?
+
+    static let operations: Set<String> = ["lookup", "quote", "commit", "hold_commit", "refund", "cancel"]
+
+    static func load(_ path: String) throws -> Scenario {
+        guard let data = FileManager.default.contents(atPath: path) else { throw LoadTestError("cannot read scenario \(path)") }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let scenario: Scenario
+        do { scenario = try decoder.decode(Scenario.self, from: data) } catch {
+            throw LoadTestError("\(path) is not a valid scenario: \(error)")
+        }
+        for (operation, weight) in scenario.mix {
+            guard operations.contains(operation) else {
+                throw LoadTestError("\(path): unknown operation '\(operation)'; use \(operations.sorted().joined(separator: ", "))")
+            }
+            guard weight >= 0 else { throw LoadTestError("\(path): weight of \(operation) must not be negative") }
+        }
+        guard scenario.mix.values.reduce(0, +) > 0 else { throw LoadTestError("\(path): the mix has no positive weight") }
+        if let members = scenario.members, !["uniform", "hot"].contains(members.distribution) {
+            throw LoadTestError("\(path): members.distribution must be uniform or hot")
+        }
+        return scenario
+    }
+}
+
+struct LoadTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -25,6 +25,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("rules-dir"), help: "Rules folder (env LOYALTY_RULES_DIR, default rules).")
     var rulesDirectory: String?
 
+    @Option(name: .customLong("database-pool-size"), help: "PostgreSQL connections the server may open (env LOYALTY_DATABASE_POOL_SIZE, default 20).")
+    var databasePoolSize: Int?
+
     @Flag(name: .customLong("migrate"), help: "Apply pending migrations before serving.")
     var migrateFirst = false
 
@@ -45,7 +48,8 @@ struct ServeCommand: AsyncParsableCommand {
                 posPort: posPort,
                 adminPort: adminPort,
                 rulesDirectory: URL(fileURLWithPath: rulesDirectory ?? environment("LOYALTY_RULES_DIR") ?? "rules"),
-                migrationsDirectory: URL(fileURLWithPath: database.migrationsDirectory))
+                migrationsDirectory: URL(fileURLWithPath: database.migrationsDirectory),
+                databasePoolSize: try poolSize())
             if migrateFirst {
                 let files = try MigrationFile.load(from: configuration.migrationsDirectory)
                 let report = try await withPostgres(databaseURL, logger: logger) { client in
@@ -57,6 +61,14 @@ struct ServeCommand: AsyncParsableCommand {
             }
             try await LoyaltyServerRunner.run(configuration: configuration, logger: logger)
         }
+    }
+
+    private func poolSize() throws -> Int {
+        let text = databasePoolSize.map(String.init) ?? environment("LOYALTY_DATABASE_POOL_SIZE") ?? "20"
+        guard let value = Int(text), (1...500).contains(value) else {
+            throw CommandFailure("database pool size '\(text)' must be 1-500")
+        }
+        return value
     }
 
     private func port(_ flag: Int?, env: String, default fallback: Int) throws -> Int {

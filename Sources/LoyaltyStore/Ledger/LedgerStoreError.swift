@@ -107,8 +107,14 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         guard let state = PostgresErrorText.sqlState(error) else {
             return .unavailable(PostgresErrorText.describe(error))
         }
-        guard state.hasPrefix("LY") else { return .database(PostgresErrorText.describe(error)) }
-        let detail = PostgresErrorText.detail(error).flatMap { text in
+        return from(state: state, detail: PostgresErrorText.detail(error), description: PostgresErrorText.describe(error))
+    }
+
+    /// Maps (SQLSTATE, DETAIL) of a server error to its typed error; also used for errors a batch function caught
+    /// per item and returned as data.
+    static func from(state: String, detail detailText: String?, description: String) -> LedgerStoreError {
+        guard state.hasPrefix("LY") else { return .database(description) }
+        let detail = detailText.flatMap { text in
             try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
         } ?? [:]
         func int(_ key: String) -> Int64 { (detail[key] as? NSNumber)?.int64Value ?? 0 }
@@ -133,7 +139,7 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case "LY017": return .transactionVoided(posTransactionID: string("pos_transaction_id"))
         case "LY018": return .refundExceedsPurchase(
             paidTotalMinor: int("paid_total_minor"), refundedBeforeMinor: int("refunded_before"), refundingMinor: int("refunding"))
-        default: return .invariantViolated(PostgresErrorText.describe(error))
+        default: return .invariantViolated(description)
         }
     }
 }

@@ -283,3 +283,44 @@ BEGIN
     PERFORM ledger_store_key(p_scope, p_key, NULL, v_response);
     RETURN v_response || jsonb_build_object('member', pos_member_snapshot(v_member));
 END $$;
+
+-- Commits of many tills in one call and one transaction: one round trip and one WAL flush for the batch instead
+-- of one each. Items are applied in member order, so two batches lock shared members in the same order and
+-- cannot deadlock. Each item runs in its own subtransaction: a failing item (insufficient balance, a conflict)
+-- rolls back alone and comes back as its error; the others commit. Keep batches small (the server sends at most
+-- 32): more subtransactions than PostgreSQL caches per backend slow every session down.
+CREATE FUNCTION pos_commit_batch(p_items jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_item record;
+    v_result jsonb;
+    v_results jsonb[] := array_fill(NULL::jsonb, ARRAY[jsonb_array_length(p_items)]);
+    v_state text;
+    v_message text;
+    v_detail text;
+BEGIN
+    IF jsonb_array_length(p_items) > 64 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('batch_size', jsonb_array_length(p_items)));
+    END IF;
+    FOR v_item IN
+        SELECT i.value AS item, i.ordinality AS position
+        FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i
+        ORDER BY (i.value ->> 'member_id')::bigint, i.ordinality
+    LOOP
+        BEGIN
+            v_result := pos_commit(
+                v_item.item ->> 'scope', v_item.item ->> 'key', decode(v_item.item ->> 'hash', 'hex'),
+                v_item.item ->> 'terminal_id', v_item.item ->> 'pos_transaction_id', (v_item.item ->> 'member_id')::bigint,
+                v_item.item ->> 'tier_code', v_item.item ->> 'unit', (v_item.item ->> 'award')::bigint,
+                (v_item.item ->> 'available_at')::timestamptz, (v_item.item ->> 'expires_at')::timestamptz,
+                (v_item.item ->> 'occurred_at')::timestamptz, v_item.item ->> 'rules_version', (v_item.item ->> 'explanation')::jsonb,
+                (v_item.item ->> 'spend_minor')::bigint, (v_item.item ->> 'lines')::jsonb, (v_item.item ->> 'paid_total_minor')::bigint,
+                (v_item.item ->> 'hold_id')::bigint, (v_item.item ->> 'redeem')::bigint);
+            v_results[v_item.position] := jsonb_build_object('r', v_result - 'member', 'm', v_result -> 'member');
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+            v_results[v_item.position] := jsonb_build_object('e', jsonb_build_object(
+                'state', v_state, 'message', v_message, 'detail', v_detail));
+        END;
+    END LOOP;
+    RETURN to_jsonb(v_results);
+END $$;

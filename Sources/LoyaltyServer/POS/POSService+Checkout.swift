@@ -130,7 +130,7 @@ extension POSService {
                 spendMinor: quote.paidTotalMinor, paidTotalMinor: quote.paidTotalMinor,
                 lines: quote.lines.map { CheckoutLine(lineID: $0.lineID, quantity: $0.quantity, paidMinor: $0.paidMinor, award: $0.award) })
             do {
-                let (result, memberJSON) = try await checkout.commit(commit, pricing: priced)
+                let (result, memberJSON) = try await commits.commit(commit, pricing: priced)
                 let member = try? JSONDecoder().decode(CachedMember.self, from: memberJSON)
                 if let member { await refresh(member) }
                 var response = Loyalty_Pos_V1_CommitResponse()

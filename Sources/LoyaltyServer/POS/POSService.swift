@@ -41,6 +41,8 @@ final class POSService: Sendable {
     let postgres: PostgresClient
     let terminals: TerminalStore
     let checkout: CheckoutStore
+    /// Commits go through it: concurrent commits share one database call and one WAL flush.
+    let commits: CommitBatcher
     /// Nil: every lookup goes to PostgreSQL (a server configured without Redis, or a test of that path).
     let cache: MemberCache?
     let rules: CurrentRules
@@ -48,10 +50,14 @@ final class POSService: Sendable {
     let logger: Logger
     let metrics: POSMetrics
 
-    init(postgres: PostgresClient, cache: MemberCache?, rules: CurrentRules, limits: POSConnectionLimits, logger: Logger) {
+    init(
+        postgres: PostgresClient, cache: MemberCache?, rules: CurrentRules, limits: POSConnectionLimits,
+        commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), logger: Logger
+    ) {
         self.postgres = postgres
         self.terminals = TerminalStore(client: postgres, logger: logger)
         self.checkout = CheckoutStore(client: postgres, logger: logger)
+        self.commits = CommitBatcher(store: checkout, limits: commitLimits)
         self.cache = cache
         self.rules = rules
         self.limits = limits

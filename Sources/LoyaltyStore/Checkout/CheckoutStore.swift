@@ -88,6 +88,85 @@ public struct CheckoutStore: Sendable {
             """)
     }
 
+    /// Commits several tills' purchases in one call and one transaction (`pos_commit_batch`). Each item succeeds
+    /// or fails on its own, exactly as `commit` would; the batch as a whole fails only when PostgreSQL does not
+    /// answer, and then every item gets that error (nothing was written: the batch is one transaction).
+    public func commitBatch(_ items: [(POSCommit, POSCommitPricing)]) async -> [Result<(result: CommitResult, member: Data), LedgerStoreError>] {
+        precondition(!items.isEmpty && items.count <= Self.maximumBatch, "batches are 1-\(Self.maximumBatch) commits")
+        var objects: [[String: Any]] = []
+        var failures: [Int: LedgerStoreError] = [:]
+        for (index, (commit, pricing)) in items.enumerated() {
+            do {
+                let key = try Self.key(terminalID: commit.terminalID, "commit", commit.posTransactionID)
+                let lines = String(decoding: try JSONEncoder().encode(pricing.lines), as: UTF8.self)
+                var object: [String: Any] = [
+                    "scope": key.scope, "key": key.key,
+                    "hash": requestHash("pos-commit", commit).map { String(format: "%02x", $0) }.joined(),
+                    "terminal_id": commit.terminalID, "pos_transaction_id": commit.posTransactionID,
+                    "member_id": commit.memberID, "unit": pricing.unit.rawValue, "award": pricing.award,
+                    "available_at": Self.timestamp(pricing.availableAt), "occurred_at": Self.timestamp(commit.purchasedAt),
+                    "explanation": pricing.explanationJSON, "spend_minor": pricing.spendMinor, "lines": lines,
+                    "paid_total_minor": pricing.paidTotalMinor, "redeem": commit.redeemPoints,
+                ]
+                if let tier = pricing.pricedAtTier { object["tier_code"] = tier }
+                if let expiresAt = pricing.expiresAt { object["expires_at"] = Self.timestamp(expiresAt) }
+                if let version = pricing.rulesVersion { object["rules_version"] = version }
+                if let hold = commit.holdID { object["hold_id"] = hold }
+                objects.append(object)
+            } catch let error as LedgerStoreError {
+                failures[index] = error
+            } catch {
+                failures[index] = .invalidAmount("lines could not be encoded: \(error)")
+            }
+        }
+        // Items that could not even be encoded are answered without the database; the rest go in one call.
+        let sent = items.indices.filter { failures[$0] == nil }
+        var answers: [Int: Result<(result: CommitResult, member: Data), LedgerStoreError>] = failures.mapValues { .failure($0) }
+        if !sent.isEmpty {
+            let replies: [Any]
+            do {
+                let payload = String(decoding: try JSONSerialization.data(withJSONObject: objects), as: UTF8.self)
+                let text = try await callText("SELECT pos_commit_batch(\(payload)::jsonb)::text")
+                guard let array = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any], array.count == sent.count else {
+                    throw LedgerStoreError.invariantViolated("pos_commit_batch answered a different number of items")
+                }
+                replies = array
+            } catch {
+                let failure = (error as? LedgerStoreError) ?? .invariantViolated("\(error)")
+                for index in sent { answers[index] = .failure(failure) }
+                replies = []
+            }
+            for (index, reply) in zip(sent, replies) {
+                answers[index] = Self.batchAnswer(reply)
+            }
+        }
+        return items.indices.map { answers[$0]! }
+    }
+
+    /// Most commits in one batch call; PostgreSQL caches 64 subtransactions per backend and each item is one.
+    public static let maximumBatch = 32
+
+    static func batchAnswer(_ reply: Any) -> Result<(result: CommitResult, member: Data), LedgerStoreError> {
+        guard let object = reply as? [String: Any] else { return .failure(.invariantViolated("a batch item answered nothing")) }
+        if let error = object["e"] as? [String: Any] {
+            let state = error["state"] as? String ?? "XX000"
+            let message = error["message"] as? String ?? "error"
+            let detail = error["detail"] as? String
+            return .failure(LedgerStoreError.from(state: state, detail: detail, description: "\(message) (SQLSTATE \(state))"))
+        }
+        do {
+            let response = try JSONSerialization.data(withJSONObject: object["r"] ?? [:])
+            let member = try JSONSerialization.data(withJSONObject: object["m"] ?? [:])
+            return .success((try JSONDecoder().decode(CommitResult.self, from: response), member))
+        } catch {
+            return .failure(.invariantViolated("unexpected pos_commit_batch reply (\(error)); are the migrations current?"))
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
     /// Voids the purchase committed under the id on this terminal, or else releases the hold taken under it.
     public func cancel(terminalID: String, posTransactionID: String) async throws(LedgerStoreError) -> (result: CancelResult, member: Data) {
         let key = try Self.key(terminalID: terminalID, "cancel", posTransactionID)
@@ -168,6 +247,11 @@ public struct CheckoutStore: Sendable {
         }
         guard let (response, member) = pair else { throw .invariantViolated("a POS function returned no row") }
         return (try decode(Result.self, response, decoder: decoder), Data(member.utf8))
+    }
+
+    private func callText(_ query: PostgresQuery) async throws(LedgerStoreError) -> String {
+        guard let text = try await optionalText(query) else { throw .invariantViolated("a POS function returned no row") }
+        return text
     }
 
     private func optionalText(_ query: PostgresQuery) async throws(LedgerStoreError) -> String? {

@@ -57,8 +57,13 @@ DECLARE
     v_spend bigint;
 BEGIN
     SELECT t.* INTO STRICT v_current FROM tiers t JOIN members m ON m.tier_id = t.tier_id WHERE m.member_id = p_member;
-    v_best := tier_qualifying(p_member, now());
-    IF v_best.tier_id IS NULL OR v_best.rank <= v_current.rank THEN
+    -- Only higher tiers matter here (a purchase never lowers a tier), highest first: a member at the top costs no
+    -- spend query at all, which keeps this cheap on the checkout path.
+    SELECT t.* INTO v_best FROM tiers t
+    WHERE t.rank > v_current.rank
+      AND member_spend_minor(p_member, t.qualification_window_days, now()) >= t.qualification_spend_minor
+    ORDER BY t.rank DESC LIMIT 1;
+    IF v_best.tier_id IS NULL THEN
         RETURN NULL;
     END IF;
     v_spend := member_spend_minor(p_member, v_best.qualification_window_days, now());

@@ -20,10 +20,14 @@ CREATE INDEX tier_changes_member_idx ON tier_changes (member_id, change_id DESC)
 
 -- Net spend (purchases minus refunds) in the window (p_at − p_window_days, p_at].
 CREATE FUNCTION member_spend_minor(p_member bigint, p_window_days integer, p_at timestamptz) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(spend_minor), 0)::bigint FROM journal_entries
-    WHERE member_id = p_member AND spend_minor <> 0
-      AND occurred_at > p_at - make_interval(days => p_window_days) AND occurred_at <= p_at
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
+        SELECT coalesce(sum(spend_minor), 0)::bigint FROM journal_entries
+        WHERE member_id = p_member AND spend_minor <> 0
+          AND occurred_at > p_at - make_interval(days => p_window_days) AND occurred_at <= p_at
+    );
+END
 $$;
 
 -- The highest-ranked tier whose threshold the member's spend over that tier's own window reaches.

@@ -48,34 +48,42 @@ CREATE INDEX rules_activations_at_idx ON rules_activations (activated_at DESC);
 
 -- What a till shows for a member, in the Redis cache's short-key form (see CachedMember). Never stored in an
 -- idempotency response: it carries personal data, which erasure must be able to remove.
-CREATE FUNCTION pos_member_snapshot(p_member bigint) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
-        'id', m.member_id, 'tc', t.code, 'tn', t.name, 'st', m.status, 'cn', m.card_number, 'ph', m.phone,
-        'lv', m.ledger_version,
-        'pt', jsonb_build_object(
-            'a', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'available'), 0),
-            'p', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'pending'), 0),
-            'h', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'held'), 0)),
-        'cb', jsonb_build_object(
-            'a', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'available'), 0),
-            'p', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'pending'), 0),
-            'h', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'held'), 0)))
-    FROM members m
-    JOIN tiers t ON t.tier_id = m.tier_id
-    LEFT JOIN accounts a ON a.member_id = m.member_id
-    WHERE m.member_id = p_member
-    GROUP BY m.member_id, t.code, t.name
+CREATE FUNCTION pos_member_snapshot(p_member bigint) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
+        SELECT jsonb_build_object(
+            'id', m.member_id, 'tc', t.code, 'tn', t.name, 'st', m.status, 'cn', m.card_number, 'ph', m.phone,
+            'lv', m.ledger_version,
+            'pt', jsonb_build_object(
+                'a', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'available'), 0),
+                'p', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'pending'), 0),
+                'h', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'held'), 0)),
+            'cb', jsonb_build_object(
+                'a', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'available'), 0),
+                'p', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'pending'), 0),
+                'h', coalesce(sum(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'held'), 0)))
+        FROM members m
+        JOIN tiers t ON t.tier_id = m.tier_id
+        LEFT JOIN accounts a ON a.member_id = m.member_id
+        WHERE m.member_id = p_member
+        GROUP BY m.member_id, t.code, t.name
+    );
+END
 $$;
 
 -- What the till needs before pricing a basket: tier, the tier's own rate, status and spendable points.
-CREATE FUNCTION pos_member_pricing(p_member bigint) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
-        'member_id', m.member_id, 'tier_code', t.code, 'tier_rate_override_bp', t.earn_rate_override_bp,
-        'status', m.status,
-        'available_points', (SELECT balance FROM accounts
-                             WHERE member_id = m.member_id AND bucket = 'available' AND unit = 'points'))
-    FROM members m JOIN tiers t ON t.tier_id = m.tier_id
-    WHERE m.member_id = p_member
+CREATE FUNCTION pos_member_pricing(p_member bigint) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (
+        SELECT jsonb_build_object(
+            'member_id', m.member_id, 'tier_code', t.code, 'tier_rate_override_bp', t.earn_rate_override_bp,
+            'status', m.status,
+            'available_points', (SELECT balance FROM accounts
+                                 WHERE member_id = m.member_id AND bucket = 'available' AND unit = 'points'))
+        FROM members m JOIN tiers t ON t.tier_id = m.tier_id
+        WHERE m.member_id = p_member
+    );
+END
 $$;
 
 CREATE FUNCTION pos_hold(

@@ -15,6 +15,8 @@ final class RedisRequestHandler: ChannelDuplexHandler {
     typealias OutboundOut = [[UInt8]]
 
     private var pending = CircularBuffer<EventLoopPromise<RedisValue>>(initialCapacity: 64)
+    /// Commands written in one event-loop turn leave in one flush (one write system call) instead of one each.
+    private var flushScheduled = false
     private let maximumPending: Int
     private let target: String
 
@@ -33,6 +35,15 @@ final class RedisRequestHandler: ChannelDuplexHandler {
         }
         pending.append(request.promise)
         context.write(wrapOutboundOut(request.arguments), promise: promise)
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        // Runs after every write already queued on this loop, so none of them is left unflushed.
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = loopBound.value
+            handler.flushScheduled = false
+            context.flush()
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -119,7 +130,8 @@ struct RedisConnection: Sendable {
         // instead of letting it wait for the timeout. A second completion of the promise is ignored by NIO.
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { _ in promise.fail(CacheError.connectionClosed(target: target)) }
-        channel.writeAndFlush(RedisRequest(arguments: arguments, promise: promise), promise: written)
+        // The request handler flushes once per event-loop turn.
+        channel.write(RedisRequest(arguments: arguments, promise: promise), promise: written)
         let reply: RedisValue
         do {
             reply = try await promise.futureResult.get()

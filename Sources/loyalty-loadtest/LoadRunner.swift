@@ -57,6 +57,7 @@ final class LoadRunner: Sendable {
         var openLoopRatePerS: Int?
         var hotMembers: Int?
         var serverPID: Int32?
+        var prewarm = false
     }
 
     let settings: Settings
@@ -67,6 +68,7 @@ final class LoadRunner: Sendable {
     private let completed = Atomic<Int>(0)
     private let failed = Atomic<Int>(0)
     private let peakRSSKiB = Atomic<Int>(0)
+    private let prewarmNext = Atomic<Int>(0)
 
     init(settings: Settings, scenario: Scenario, members: MemberPool) {
         self.settings = settings
@@ -86,6 +88,7 @@ final class LoadRunner: Sendable {
             }
             clients.append(client)
         }
+        if settings.prewarm { try await prewarm(clients) }
         let start = ContinuousClock.now
         let measureFrom = start + settings.warmup
         let end = measureFrom + settings.duration
@@ -112,6 +115,37 @@ final class LoadRunner: Sendable {
         for client in clients { await client.close() }
         let peak = peakRSSKiB.load(ordering: .relaxed)
         return (tally, settings.duration, peak > 0 ? Double(peak) / 1_024 : nil)
+    }
+
+    /// Looks every member up once (by card), all connections and their pipelines sharing the work.
+    private func prewarm(_ clients: [POSClient]) async throws {
+        let started = ContinuousClock.now
+        let total = members.ids.count
+        FileHandle.standardError.write(Data("[\(scenario.name)] pre-warming: looking up all \(total) members once\n".utf8))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while self.prewarmNext.load(ordering: .relaxed) < total {
+                    try await Task.sleep(for: .seconds(2))
+                    let done = min(self.prewarmNext.load(ordering: .relaxed), total)
+                    FileHandle.standardError.write(Data("[\(self.scenario.name)] pre-warming: \(done)/\(total)\n".utf8))
+                }
+            }
+            for client in clients {
+                for _ in 0..<settings.pipeline {
+                    group.addTask {
+                        while true {
+                            let index = self.prewarmNext.add(1, ordering: .relaxed).oldValue
+                            guard index < total else { return }
+                            var request = Loyalty_Pos_V1_LookupRequest()
+                            request.cardNumber = self.members.cards[index]
+                            _ = try await client.call(.lookup, request)
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        FileHandle.standardError.write(Data("[\(scenario.name)] pre-warmed in \(Int((ContinuousClock.now - started).seconds)) s\n".utf8))
     }
 
     // MARK: Loops
@@ -236,6 +270,14 @@ final class LoadRunner: Sendable {
                 let held = try await call(client, .hold, hold)
                 let holdID = try Loyalty_Pos_V1_HoldResponse(serializedBytes: Array(buffer: held)).holdID
                 var commit = commitRequest(txn, memberID: memberID)
+                // A basket the 500 points may pay for under the 50 % cap, as a customer redeeming would bring.
+                commit.basket.lines.append(.with {
+                    $0.lineID = "99"
+                    $0.sku = "4311501445107"
+                    $0.category = "household"
+                    $0.quantity = 1
+                    $0.unitPriceMinor = 1_500
+                })
                 commit.holdID = holdID
                 commit.redeemPoints = 500
                 try await call(client, .commit, commit)

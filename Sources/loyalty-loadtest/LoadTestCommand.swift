@@ -76,9 +76,12 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("server-pid"), help: "Server process, to sample its RSS.") var serverPID: Int32?
     @Option(help: "Name in the report; default the scenario's.") var label: String?
     @Option(help: "Write the figures as JSON here.") var json: String?
+    @Option(name: .customLong("target-ratio"), help: "Target ratio for this run (overrides the scenario's).") var targetRatio: Double?
+    @Flag(name: .customLong("no-prewarm"), help: "Skip the scenario's pre-warming lookups.") var noPrewarm = false
 
     func run() async throws {
-        let scenario = try Scenario.load(self.scenario)
+        var scenario = try Scenario.load(self.scenario)
+        if let targetRatio { scenario.targetRatio = targetRatio }
         guard let secretText = try? String(contentsOfFile: secretFile, encoding: .utf8),
               let secret = Data(base64Encoded: secretText.trimmingCharacters(in: .whitespacesAndNewlines))
         else { throw LoadTestError("cannot read the terminal secret from \(secretFile); run `loyalty-loadtest seed` first") }
@@ -100,7 +103,7 @@ struct Run: AsyncParsableCommand {
             pipeline: pipeline ?? scenario.pipeline ?? 4, duration: .seconds(durationS ?? scenario.durationS ?? 15),
             warmup: .seconds(warmupS ?? scenario.warmupS ?? 2), openLoopRatePerS: openRate,
             hotMembers: scenario.members?.distribution == "hot" ? (scenario.members?.hotMembers ?? 10) : nil,
-            serverPID: serverPID)
+            serverPID: serverPID, prewarm: (scenario.prewarm ?? false) && !noPrewarm)
         guard (1...1_024).contains(settings.connections), (1...256).contains(settings.pipeline) else {
             throw ValidationError("--connections 1-1024, --pipeline 1-256")
         }

@@ -28,6 +28,9 @@ struct Scenario: Codable, Sendable {
     var targetP99Ms: Double?
     /// The operation whose throughput and latency the comparison is about; nil = all requests.
     var primaryOperation: String?
+    /// Look every member up once before the warm-up, so a lookup scenario measures a warm cache, as a store
+    /// sees it after its first hour, not a cold start.
+    var prewarm: Bool?
 
     static let operations: Set<String> = ["lookup", "quote", "commit", "hold_commit", "refund", "cancel"]
 

@@ -130,12 +130,16 @@ private struct BlobReader {
     mutating func text() -> String?? { optionalText() }
 }
 
-/// The Redis keys of the member cache. Layout (`loyalty` is the configurable namespace, `7` the epoch):
+/// The Redis keys of the member cache. Layout (`loyalty` is the configurable namespace, `b1` the blob layout,
+/// `7` the epoch):
 ///
-///     loyalty:cache-epoch          the shared epoch counter (no TTL: losing it is detected and bumped past)
-///     loyalty:e7:{m42}:member      hash: v = ledger version, b = the member blob (b absent: invalidated)
-///     loyalty:e7:card:<card>       member id as text
-///     loyalty:e7:phone:<phone>     member id as text
+///     loyalty:cache-epoch             the shared epoch counter (no TTL: losing it is detected and bumped past)
+///     loyalty:b1:e7:{m42}:member      hash: v = ledger version, b = the member blob (b absent: invalidated)
+///     loyalty:b1:e7:card:<card>       member id as text
+///     loyalty:b1:e7:phone:<phone>     member id as text
+///
+/// The blob layout is part of every key: a server with a new layout never reads (or, at an equal ledger version,
+/// fails to replace) blobs of the old one; those simply expire.
 ///
 /// `{m42}` is a Redis Cluster hash tag: everything the versioned-write script touches is in one slot. Index keys
 /// are written by separate commands, so they may live on any slot.
@@ -144,11 +148,13 @@ struct MemberCacheKeys: Sendable {
 
     var epoch: String { "\(namespace):cache-epoch" }
 
-    func member(_ memberID: Int64, epoch: Int64) -> String { "\(namespace):e\(epoch):{m\(memberID)}:member" }
+    static let blobLayout = "b1"
 
-    func card(_ card: String, epoch: Int64) -> String { "\(namespace):e\(epoch):card:\(card)" }
+    func member(_ memberID: Int64, epoch: Int64) -> String { "\(namespace):\(Self.blobLayout):e\(epoch):{m\(memberID)}:member" }
 
-    func phone(_ phone: String, epoch: Int64) -> String { "\(namespace):e\(epoch):phone:\(phone)" }
+    func card(_ card: String, epoch: Int64) -> String { "\(namespace):\(Self.blobLayout):e\(epoch):card:\(card)" }
+
+    func phone(_ phone: String, epoch: Int64) -> String { "\(namespace):\(Self.blobLayout):e\(epoch):phone:\(phone)" }
 
     /// A card number or phone fit to be part of a key: not empty, no control characters or spaces (they make keys
     /// unreadable in redis-cli and logs), and the whole key within the limit.

@@ -166,8 +166,8 @@ struct MemberCacheTests {
         let epoch = try await currentEpoch(cache)
 
         for key in [
-            "\(namespace):e\(epoch):{m5}:member", "\(namespace):e\(epoch):card:C-5",
-            "\(namespace):e\(epoch):phone:+495", "\(namespace):e\(epoch):{m6}:member",
+            "\(namespace):b1:e\(epoch):{m5}:member", "\(namespace):b1:e\(epoch):card:C-5",
+            "\(namespace):b1:e\(epoch):phone:+495", "\(namespace):b1:e\(epoch):{m6}:member",
         ] {
             let ttl = try await redis.send(["PTTL", key]).integer
             #expect(ttl.map { $0 > 110_000 && $0 <= 120_000 } == true, "PTTL of \(key) is \(String(describing: ttl))")
@@ -323,7 +323,7 @@ struct MemberCacheTests {
         defer { second.stop() }
         try await waitForPing(admin)
         // The snapshot brought back the old blob and the old epoch counter.
-        #expect(try await admin.send(["EXISTS", "\(namespace):e\(before):{m12}:member"]) == .integer(1))
+        #expect(try await admin.send(["EXISTS", "\(namespace):b1:e\(before):{m12}:member"]) == .integer(1))
         #expect(try await admin.send(["GET", "\(namespace):cache-epoch"]).string == String(before))
 
         // The idle server saw no failure: the changed run_id at its next refresh moves it on.
@@ -363,7 +363,7 @@ struct MemberCacheTests {
 
         #expect(await cache.member(id: 13) == .miss)
         #expect(try await currentEpoch(cache) == before + 1)
-        #expect(try await admin.send(["EXISTS", "\(namespace):e\(before):{m13}:member"]) == .integer(1))
+        #expect(try await admin.send(["EXISTS", "\(namespace):b1:e\(before):{m13}:member"]) == .integer(1))
     }
 
     @Test("a lone lookup timeout re-checks the epoch but keeps the cache when Redis did not restart")

@@ -359,6 +359,47 @@ struct POSCheckoutTests {
         }
     }
 
+    @Test("a weekend double-points campaign doubles a purchase made in its window, and the explanation names it")
+    func weekendMultiplier() async throws {
+        try await POSHarness.with { harness in
+            let memberID = try await harness.member(card: "CARD-CO-8")
+            // The latest Saturday 00:00 UTC at least a day ago, so both test purchases lie inside the return window.
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            var saturday = calendar.startOfDay(for: Date().addingTimeInterval(-86_400))
+            while calendar.component(.weekday, from: saturday) != 7 { saturday = saturday.addingTimeInterval(-86_400) }
+            let campaign = try CampaignMultiplier(
+                campaignID: 0, name: "Weekend double points", startsAt: saturday, endsAt: saturday.addingTimeInterval(2 * 86_400),
+                effect: .multiplier(bp: 20_000))
+            let campaignID = try await CampaignStore(client: harness.client, logger: TestServices.logger)
+                .createMultiplier(campaign, state: "running", createdBy: "test")
+            await harness.campaigns.refresh()
+            #expect(harness.campaigns.current.map(\.campaignID) == [campaignID])
+
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            let saturdayNoonMs = Int64(saturday.addingTimeInterval(12 * 3_600).timeIntervalSince1970 * 1_000)
+            let fridayNoonMs = saturdayNoonMs - 86_400_000
+            let weekend = try #require(try await pos.send(
+                .commit, commitRequest("W-1", member: memberID, purchasedAtMs: saturdayNoonMs), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            let weekday = try #require(try await pos.send(
+                .commit, commitRequest("W-2", member: memberID, purchasedAtMs: fridayNoonMs), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            // Groceries 20 × 2 = 40; own brand 30 × 2 (own brand) × 2 (campaign) = 120; tobacco nothing.
+            #expect(weekend.awarded == 160)
+            #expect(weekday.awarded == 80)
+            #expect(weekend.lines[1].explanationJson.contains("Weekend double points"))
+            #expect(!weekday.lines[1].explanationJson.contains("Weekend double points"))
+            // The quote, priced now (outside the window unless today is that weekend), says why it does not apply.
+            let quote = try #require(try await pos.send(.quote, Loyalty_Pos_V1_QuoteRequest.with {
+                $0.memberID = memberID
+                $0.basket = sampleBasket
+                $0.purchasedAtMs = fridayNoonMs
+            }, as: Loyalty_Pos_V1_QuoteResponse.self).value)
+            #expect(quote.explanationJson.contains("Weekend double points"))
+            #expect(quote.totalAward == 80)
+        }
+    }
+
     @Test("an offline till's purchase is priced by the rules in force at its purchase time, not at the replay")
     func offlineReplayUsesRulesOfPurchaseTime() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(UUID().uuidString)")

@@ -20,6 +20,8 @@ struct POSHarness: Sendable {
     let listener: POSListener
     let rules: CurrentRules
     let cache: MemberCache?
+    /// Backed by the test database; call `refresh()` after creating a campaign.
+    let campaigns: ActiveCampaigns
 
     static func with(
         limits: POSConnectionLimits = POSConnectionLimits(), redisURL: RedisURL? = nil, rulesDirectory: URL? = nil,
@@ -45,10 +47,13 @@ struct POSHarness: Sendable {
                 redis = RedisClient(configuration: configuration, logger: TestServices.logger, onRecovery: { recovery.fire() })
                 cache = try MemberCache(redis: redis!, recoverySignal: recovery, logger: TestServices.logger)
             }
-            let service = POSService(postgres: client, cache: cache, rules: rules, limits: limits, logger: TestServices.logger)
+            let campaigns = ActiveCampaigns(store: CampaignStore(client: client, logger: TestServices.logger), logger: TestServices.logger)
+            let service = POSService(
+                postgres: client, cache: cache, rules: rules, campaigns: campaigns, limits: limits, logger: TestServices.logger)
             let listener = try await POSListener(
                 host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: 2_000)
-            let harness = POSHarness(port: listener.boundPort, client: client, secret: secret, listener: listener, rules: rules, cache: cache)
+            let harness = POSHarness(port: listener.boundPort, client: client, secret: secret, listener: listener, rules: rules, cache: cache,
+                                     campaigns: campaigns)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await listener.run() }
                 defer { group.cancelAll() }

@@ -250,7 +250,8 @@ extension POSService {
         }
         do {
             return .success(try loaded.evaluator.quote(
-                basket: basket, tierCode: pricing.tierCode, campaigns: [], memberSegments: [], now: purchasedAt,
+                basket: basket, tierCode: pricing.tierCode, campaigns: campaigns.current,
+                memberSegments: Set(pricing.campaignSegments ?? []), now: purchasedAt,
                 availableBalance: availableBalance, tierRateOverrideBp: pricing.tierRateOverrideBp))
         } catch .invalidTierRate(let bp) {
             logger.error("tier has an earn rate the rules refuse", metadata: ["tier": "\(pricing.tierCode)", "bp": "\(bp)"])

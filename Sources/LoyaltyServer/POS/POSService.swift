@@ -46,14 +46,16 @@ final class POSService: Sendable {
     /// Nil: every lookup goes to PostgreSQL (a server configured without Redis, or a test of that path).
     let cache: MemberCache?
     let rules: CurrentRules
+    let campaigns: ActiveCampaigns
     let limits: POSConnectionLimits
     let logger: Logger
     let metrics: POSMetrics
 
     init(
-        postgres: PostgresClient, cache: MemberCache?, rules: CurrentRules, limits: POSConnectionLimits,
-        commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), logger: Logger
+        postgres: PostgresClient, cache: MemberCache?, rules: CurrentRules, campaigns: ActiveCampaigns? = nil,
+        limits: POSConnectionLimits, commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), logger: Logger
     ) {
+        self.campaigns = campaigns ?? ActiveCampaigns(store: nil, logger: logger)
         self.postgres = postgres
         self.terminals = TerminalStore(client: postgres, logger: logger)
         self.checkout = CheckoutStore(client: postgres, logger: logger)

@@ -289,6 +289,8 @@ public struct MemberPricing: Sendable, Codable, Equatable {
     public var tierRateOverrideBp: Int64?
     public var status: String
     public var availablePoints: Int64
+    /// Live multiplier campaigns whose segment the member is in (the evaluator's `memberSegments`).
+    public var campaignSegments: [Int64]?
 }
 
 /// A hold as the till asked for it (hashed for idempotency: a retry sends the same fields).

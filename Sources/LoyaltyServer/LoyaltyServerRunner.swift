@@ -46,18 +46,22 @@ public enum LoyaltyServerRunner {
                     "could not record the rules version in PostgreSQL (\(PostgresErrorText.describe(error))); run `loyalty migrate` first")
             }
 
-            let posService = POSService(postgres: postgres, cache: cache, rules: rules, limits: configuration.posLimits, logger: logger)
+            let campaigns = ActiveCampaigns(store: CampaignStore(client: postgres, logger: logger), logger: logger)
+            await campaigns.refresh()
+            let posService = POSService(
+                postgres: postgres, cache: cache, rules: rules, campaigns: campaigns, limits: configuration.posLimits, logger: logger)
             let pos = try await POSListener(
                 host: configuration.bindHost, port: configuration.posPort, service: posService,
                 limits: configuration.posLimits, logger: logger)
             let admin = AdminApplication.build(
-                host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger)
+                host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger,
+                postgres: postgres, cache: cache)
             let jobs = LedgerJobsService(
                 ledger: LedgerStore(client: postgres, logger: logger), tiers: TierStore(client: postgres, logger: logger),
                 rules: rules, logger: logger)
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory))],
+                    services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory)), .init(service: ActiveCampaignsRefresher(campaigns: campaigns))],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             logger.info(

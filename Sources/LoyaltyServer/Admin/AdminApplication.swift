@@ -1,20 +1,47 @@
+import Foundation
 import Hummingbird
 import Logging
+import LoyaltyCache
+import NIOCore
+import PostgresNIO
 
 /// Builds the admin HTTP application. Tests call this with their own dependencies and drive it through
 /// HummingbirdTesting, so what they exercise is what `serve` runs.
 public enum AdminApplication {
+    /// - Parameters:
+    ///   - postgres: the client for tokens, members, ledger and audit; nil uses the probe's.
+    ///   - cache: the till's member cache, invalidated after member writes; nil when there is none.
+    ///   - openAPIPath: the API document served at `/openapi.json`, read once here, relative to the working
+    ///     directory like `rules/` and `migrations/`.
     public static func build(
         host: String,
         port: Int,
         probe: ReadinessProbe,
-        logger: Logger
+        logger: Logger,
+        postgres: PostgresClient? = nil,
+        cache: MemberCache? = nil,
+        policy: AdminPolicy = AdminPolicy(),
+        openAPIPath: String = "docs/openapi.json"
     ) -> some ApplicationProtocol {
-        let router = Router()
-        HealthRoutes(probe: probe).register(on: router)
+        let services = AdminServices(
+            postgres: postgres ?? probe.postgres, probe: probe, cache: cache, policy: policy,
+            openAPIDocument: loadDocument(openAPIPath, logger: logger))
+        let router = Router(context: AdminRequestContext.self)
+        // Order matters: the request id first, so every problem and log line below carries it.
+        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: ProblemMiddleware())
+        router.register(AdminRouteTable.routes, services: services)
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "loyalty"),
             logger: logger)
+    }
+
+    static func loadDocument(_ path: String, logger: Logger) -> ByteBuffer? {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            logger.warning("no OpenAPI document; /openapi.json will answer 404", metadata: ["path": "\(path)"])
+            return nil
+        }
+        return ByteBuffer(bytes: data)
     }
 }

@@ -1,40 +1,21 @@
-import Foundation
 import Hummingbird
 
 /// `GET /health`: the process is up. `GET /ready`: PostgreSQL and Redis answer; 503 names which is down.
-struct HealthRoutes: Sendable {
-    let probe: ReadinessProbe
+/// `GET /openapi.json`: the API document read at start. None needs a token.
+enum HealthRoutes {
+    @Sendable static func health(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
+        try JSONResponse.make(["status": "ok"])
+    }
 
-    func register(on router: Router<some RequestContext>) {
-        router.get("/health") { _, _ in
-            JSONBody(["status": "ok"])
+    @Sendable static func ready(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
+        let report = await services.probe.check()
+        return try JSONResponse.make(report, status: report.ready ? .ok : .serviceUnavailable)
+    }
+
+    @Sendable static func openAPI(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
+        guard let document = services.openAPIDocument else {
+            throw APIProblem.notFound("the server found no OpenAPI document when it started")
         }
-        router.get("/ready") { _, _ in
-            let report = await probe.check()
-            return EncodedResponse(report, status: report.ready ? .ok : .serviceUnavailable)
-        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: document))
     }
 }
-
-/// A JSON body with an explicit status.
-struct EncodedResponse<Value: Encodable & Sendable>: ResponseGenerator {
-    let value: Value
-    let status: HTTPResponse.Status
-
-    init(_ value: Value, status: HTTPResponse.Status = .ok) {
-        self.value = value
-        self.status = status
-    }
-
-    func response(from request: Request, context: some RequestContext) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = try encoder.encode(value)
-        return Response(
-            status: status,
-            headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-}
-
-typealias JSONBody = EncodedResponse<[String: String]>

@@ -1,0 +1,31 @@
+import Hummingbird
+import LoyaltyStore
+
+/// Every route of the admin HTTP API, in one table. Roles: `admin` may do everything; `marketer` reads member
+/// search and balances; `support` reads and updates members, blocks and unblocks, reads ledger history and
+/// adjusts up to `AdminPolicy.supportAdjustmentLimit`; `readonly` may only GET.
+public enum AdminRouteTable {
+    static let readers: Set<AdminRole> = [.admin, .marketer, .support, .readonly]
+    static let staff: Set<AdminRole> = [.admin, .support]
+    static let adminOnly: Set<AdminRole> = [.admin]
+
+    public static let routes: [AdminRoute] = [
+        AdminRoute(.get, "/health", .anonymous, HealthRoutes.health),
+        AdminRoute(.get, "/ready", .anonymous, HealthRoutes.ready),
+        AdminRoute(.get, "/openapi.json", .anonymous, HealthRoutes.openAPI),
+
+        AdminRoute(.post, "/v1/members", .roles(adminOnly), MemberRoutes.create),
+        AdminRoute(.get, "/v1/members", .roles(readers), MemberRoutes.search),
+        AdminRoute(.get, "/v1/members/{id}", .roles(readers), MemberRoutes.get),
+        AdminRoute(.patch, "/v1/members/{id}", .roles(staff), MemberRoutes.update),
+        AdminRoute(.post, "/v1/members/{id}/block", .roles(staff), MemberRoutes.block),
+        AdminRoute(.post, "/v1/members/{id}/unblock", .roles(staff), MemberRoutes.unblock),
+        AdminRoute(.post, "/v1/members/{id}/erase", .roles(adminOnly), MemberRoutes.erase),
+
+        AdminRoute(.get, "/v1/members/{id}/balances", .roles(readers), LedgerRoutes.balances),
+        AdminRoute(.get, "/v1/members/{id}/ledger", .roles([.admin, .support, .readonly]), LedgerRoutes.history),
+        AdminRoute(.post, "/v1/members/{id}/adjustments", .roles(staff), LedgerRoutes.adjust),
+
+        AdminRoute(.get, "/v1/audit", .roles(adminOnly), AuditRoutes.list),
+    ]
+}

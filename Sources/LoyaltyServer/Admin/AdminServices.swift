@@ -1,0 +1,55 @@
+import Hummingbird
+import Logging
+import LoyaltyCache
+import LoyaltyStore
+import NIOCore
+import PostgresNIO
+
+/// Limits the admin API applies on top of roles.
+public struct AdminPolicy: Sendable, Equatable {
+    /// The largest |delta| a `support` token may adjust in one adjustment (in the adjustment's unit); larger ones
+    /// need an admin.
+    public var supportAdjustmentLimit: Int64
+
+    public init(supportAdjustmentLimit: Int64 = 10_000) {
+        precondition(supportAdjustmentLimit >= 0, "a limit is not negative")
+        self.supportAdjustmentLimit = supportAdjustmentLimit
+    }
+}
+
+/// What the admin handlers use. Stores are made per request with the request's logger, so their log lines
+/// carry the request id.
+struct AdminServices: Sendable {
+    let postgres: PostgresClient
+    let probe: ReadinessProbe
+    let cache: MemberCache?
+    let policy: AdminPolicy
+    /// docs/openapi.json as read at start; nil when it was missing.
+    let openAPIDocument: ByteBuffer?
+
+    var authenticator: AdminAuthenticator { AdminAuthenticator(postgres: postgres) }
+
+    func members(_ context: AdminRequestContext) -> AdminMemberStore {
+        AdminMemberStore(client: postgres, logger: context.logger)
+    }
+
+    func ledger(_ context: AdminRequestContext) -> LedgerStore {
+        LedgerStore(client: postgres, logger: context.logger)
+    }
+
+    func auditLog(_ context: AdminRequestContext) -> AuditLogStore {
+        AuditLogStore(client: postgres, logger: context.logger)
+    }
+
+    /// Makes the till's cached copy of a member miss until a snapshot at least as new as `ledgerVersion` is put:
+    /// after a block, an erasure or a changed card the till must not go on seeing the old one. A failure moves the
+    /// cache to a new epoch (see `MemberCache`), so it is only logged.
+    func invalidateCachedMember(_ memberID: Int64, ledgerVersion: Int64, logger: Logger) async {
+        guard let cache else { return }
+        do {
+            try await cache.invalidate(memberID: memberID, ledgerVersion: ledgerVersion)
+        } catch {
+            logger.warning("member cache invalidation refused", metadata: ["member": "\(memberID)", "error": "\(error)"])
+        }
+    }
+}

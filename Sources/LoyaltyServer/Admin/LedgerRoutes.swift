@@ -1,0 +1,145 @@
+import Foundation
+import Hummingbird
+import LoyaltyCore
+import LoyaltyStore
+
+/// A member's balances, ledger history and manual adjustments.
+enum LedgerRoutes {
+    static let idempotencyKeyHeader = HTTPHeaderName("Idempotency-Key")!
+    static let adjustmentFields: Set<String> = ["unit", "delta", "reason", "idempotency_key"]
+    static let reasonLength = 3...200
+
+    @Sendable static func balances(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
+        let memberID = try AdminRequestParameters(request, context).id()
+        try await requireMember(memberID, context, services)
+        let ledger = services.ledger(context)
+        let points = try await ledger.balances(memberID: memberID, unit: .points)
+        let cashback = try await ledger.balances(memberID: memberID, unit: .cashbackMinor)
+        return try JSONResponse.make(BalancesBody(memberID: memberID, points: points, cashbackMinor: cashback))
+    }
+
+    /// Newest first; `cursor` is the previous page's `next_cursor`.
+    @Sendable static func history(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
+        let parameters = try AdminRequestParameters(request, context, allowedQuery: ["cursor", "limit"])
+        let memberID = try parameters.id()
+        try await requireMember(memberID, context, services)
+        let page = try await services.ledger(context).history(
+            memberID: memberID, before: try parameters.cursor(), limit: try parameters.limit())
+        return try JSONResponse.make(Page(items: page.entries.map(HistoryItem.init), nextCursor: page.nextCursor))
+    }
+
+    /// A manual correction with a reason, idempotent on `idempotency_key` (or the Idempotency-Key header) per token.
+    @Sendable static func adjust(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
+        let memberID = try AdminRequestParameters(request, context).id()
+        let audit = try context.auditContext()
+        let body = try await JSONRequestBody.object(request)
+        try body.allowOnly(adjustmentFields)
+        let unitText = try body.required("unit", body.string)
+        guard let unit = LedgerUnit(rawValue: unitText) else {
+            throw APIProblem.invalidBody("field \"unit\" must be \"points\" or \"cashback_minor\"")
+        }
+        let delta = try body.required("delta", body.integer)
+        guard delta != 0, delta != .min else { throw APIProblem(.invalidAmount, "field \"delta\" must be a non-zero integer") }
+        let reason = try body.required("reason", body.string).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard reasonLength.contains(reason.count) else {
+            throw APIProblem.invalidBody("field \"reason\" must be \(reasonLength.lowerBound)-\(reasonLength.upperBound) characters")
+        }
+        let key = try idempotencyKey(body: body.string("idempotency_key").value, header: request.headers[idempotencyKeyHeader], actor: audit.actor)
+        if audit.actor.role == .support, delta.magnitude > UInt64(services.policy.supportAdjustmentLimit) {
+            throw APIProblem(
+                .forbidden,
+                "support may adjust at most \(services.policy.supportAdjustmentLimit) per adjustment; ask an admin for \(delta)")
+        }
+        let adjustment = try await services.ledger(context).adjust(
+            AdjustmentRequest(memberID: memberID, unit: unit, delta: delta, reason: reason, actor: audit.actor.ledgerActor),
+            key: key, audit: audit)
+        let receipt = adjustment.receipt
+        if !receipt.replayed {
+            await services.invalidateCachedMember(memberID, ledgerVersion: receipt.ledgerVersion, logger: context.logger)
+        }
+        return try JSONResponse.make(AdjustmentBody(receipt), status: receipt.replayed ? .ok : .created)
+    }
+
+    /// Keys are per token (scope `admin:<token id>`): two tokens never collide on a key.
+    static func idempotencyKey(body: String?, header: String?, actor: AdminActor) throws(APIProblem) -> IdempotencyKey? {
+        if let body, let header, body != header {
+            throw .invalidBody("field \"idempotency_key\" and the Idempotency-Key header differ; send one")
+        }
+        guard let key = body ?? header else { return nil }
+        guard (1...IdempotencyKey.maximumKeyLength).contains(key.utf8.count) else {
+            throw .invalidBody("field \"idempotency_key\" must be 1-\(IdempotencyKey.maximumKeyLength) bytes")
+        }
+        do {
+            return try IdempotencyKey(scope: "admin:\(actor.tokenID)", key: key)
+        } catch {
+            throw .invalidBody("field \"idempotency_key\": \(error)")
+        }
+    }
+
+    static func requireMember(_ memberID: Int64, _ context: AdminRequestContext, _ services: AdminServices) async throws {
+        guard try await services.members(context).find(memberID: memberID) != nil else {
+            throw APIProblem.notFound("member \(memberID) not found")
+        }
+    }
+}
+
+struct BalancesBody: Encodable, Sendable {
+    var memberID: Int64
+    var points: MemberBalances
+    var cashbackMinor: MemberBalances
+
+    enum CodingKeys: String, CodingKey {
+        case memberID = "member_id", points, cashbackMinor = "cashback_minor"
+    }
+}
+
+struct AdjustmentBody: Encodable, Sendable {
+    var entryID: Int64
+    var memberID: Int64
+    var unit: String
+    var delta: Int64?
+    var balances: MemberBalances
+    var replayed: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case entryID = "entry_id", memberID = "member_id", unit, delta, balances, replayed
+    }
+
+    init(_ receipt: LedgerReceipt) {
+        self.entryID = receipt.entryId
+        self.memberID = receipt.memberId
+        self.unit = receipt.unit.rawValue
+        self.delta = receipt.delta
+        self.balances = receipt.balances
+        self.replayed = receipt.replayed
+    }
+}
+
+/// One ledger entry as the API shows it; `explanation` is passed through as stored.
+struct HistoryItem: Encodable, Sendable {
+    var entry: LedgerHistoryEntry
+
+    init(_ entry: LedgerHistoryEntry) { self.entry = entry }
+
+    enum CodingKeys: String, CodingKey {
+        case entryID = "entry_id", kind, unit, amount, actor, reason, reversesEntryID = "reverses_entry_id"
+        case rulesVersion = "rules_version", occurredAt = "occurred_at", recordedAt = "recorded_at", movements, explanation
+    }
+
+    // Nulls written out: a client reads one shape for every entry.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(entry.entryId, forKey: .entryID)
+        try container.encode(entry.kind, forKey: .kind)
+        try container.encode(entry.unit?.rawValue, forKey: .unit)
+        try container.encode(entry.amount, forKey: .amount)
+        try container.encode(entry.actor, forKey: .actor)
+        try container.encode(entry.reason, forKey: .reason)
+        try container.encode(entry.reversesEntryId, forKey: .reversesEntryID)
+        try container.encode(entry.rulesVersion, forKey: .rulesVersion)
+        try container.encode(entry.occurredAt, forKey: .occurredAt)
+        try container.encode(entry.recordedAt, forKey: .recordedAt)
+        try container.encode(entry.movements, forKey: .movements)
+        try container.encode(entry.explanation, forKey: .explanation)
+    }
+}

@@ -41,6 +41,12 @@ CREATE TABLE campaigns (
     bonus_expires_days  integer CHECK (bonus_expires_days BETWEEN 1 AND 3650),
     budget_points       bigint CHECK (budget_points >= 0),
     awarded_points      bigint NOT NULL DEFAULT 0 CHECK (awarded_points >= 0),
+    -- Progress of a bonus run: members paid, members in the segment when it was triggered, and when it ran.
+    awarded_members     bigint NOT NULL DEFAULT 0,
+    target_members      bigint,
+    run_started_at      timestamptz,
+    run_finished_at     timestamptz,
+    finish_reason       text,
     created_by          text NOT NULL,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
@@ -74,8 +80,14 @@ BEGIN
     UPDATE campaigns_version SET version = version + 1;
     RETURN NULL;
 END $$;
-CREATE TRIGGER campaigns_changed AFTER INSERT OR UPDATE OR DELETE ON campaigns
-    FOR EACH STATEMENT EXECUTE FUNCTION campaigns_bump_version();
+-- Only multiplier campaigns matter to the checkout: a bonus run updating its counters every batch must not make
+-- every server reload.
+CREATE TRIGGER campaigns_inserted AFTER INSERT ON campaigns
+    FOR EACH ROW WHEN (NEW.kind = 'multiplier') EXECUTE FUNCTION campaigns_bump_version();
+CREATE TRIGGER campaigns_updated AFTER UPDATE ON campaigns
+    FOR EACH ROW WHEN (NEW.kind = 'multiplier' OR OLD.kind = 'multiplier') EXECUTE FUNCTION campaigns_bump_version();
+CREATE TRIGGER campaigns_deleted AFTER DELETE ON campaigns
+    FOR EACH ROW WHEN (OLD.kind = 'multiplier') EXECUTE FUNCTION campaigns_bump_version();
 CREATE TRIGGER segment_members_changed AFTER INSERT OR DELETE ON segment_members
     FOR EACH STATEMENT EXECUTE FUNCTION campaigns_bump_version();
 
@@ -99,3 +111,112 @@ BEGIN
     );
 END
 $$;
+
+-- Starts a bonus campaign's run. Locks the campaign row, so of two marketers triggering at once the second sees
+-- the first's run and is told so; a finished or cancelled campaign cannot run again.
+--   LY019 unknown_campaign   LY020 not_a_bonus_campaign   LY021 campaign_ended   LY022 campaign_already_running
+--   LY023 campaign_has_no_segment
+CREATE FUNCTION campaign_trigger(p_campaign bigint) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_campaign campaigns%ROWTYPE;
+BEGIN
+    SELECT * INTO v_campaign FROM campaigns WHERE campaign_id = p_campaign FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM ledger_fail('LY019', 'unknown_campaign', jsonb_build_object('campaign_id', p_campaign));
+    END IF;
+    IF v_campaign.kind <> 'bonus' THEN
+        PERFORM ledger_fail('LY020', 'not_a_bonus_campaign', jsonb_build_object('campaign_id', p_campaign, 'kind', v_campaign.kind));
+    END IF;
+    IF v_campaign.state IN ('finished', 'cancelled') THEN
+        PERFORM ledger_fail('LY021', 'campaign_ended', jsonb_build_object('campaign_id', p_campaign, 'state', v_campaign.state));
+    END IF;
+    IF v_campaign.state = 'running' THEN
+        PERFORM ledger_fail('LY022', 'campaign_already_running', jsonb_build_object('campaign_id', p_campaign));
+    END IF;
+    IF v_campaign.segment_id IS NULL THEN
+        PERFORM ledger_fail('LY023', 'campaign_has_no_segment', jsonb_build_object('campaign_id', p_campaign));
+    END IF;
+    UPDATE campaigns
+    SET state = 'running', run_started_at = now(), updated_at = now(),
+        target_members = (SELECT count(*) FROM segment_members WHERE segment_id = v_campaign.segment_id)
+    WHERE campaign_id = p_campaign;
+    RETURN campaign_progress(p_campaign);
+END $$;
+
+CREATE FUNCTION campaign_progress(p_campaign bigint) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_build_object(
+        'campaign_id', campaign_id, 'state', state, 'awarded_members', awarded_members,
+        'target_members', target_members, 'awarded_points', awarded_points, 'budget_points', budget_points,
+        'run_started_at', run_started_at, 'run_finished_at', run_finished_at, 'finish_reason', finish_reason,
+        'elapsed_s', extract(epoch FROM coalesce(run_finished_at, now()) - run_started_at))
+        FROM campaigns WHERE campaign_id = p_campaign);
+END $$;
+
+-- Pays the bonus to up to p_batch members of the segment not paid yet, lowest member id first (the same lock
+-- order as batched commits, so the two never deadlock), each a campaign_bonus entry with its own lot and expiry,
+-- and a campaign_awards row whose primary key refuses a second payment. The campaign row is locked for the batch,
+-- so concurrent runners take turns; the budget is checked before every member, so it is never exceeded. A run
+-- that dies loses only its uncommitted batch: the next one starts from campaign_awards.
+CREATE FUNCTION campaign_award_batch(p_campaign bigint, p_batch integer, p_actor text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_campaign campaigns%ROWTYPE;
+    v_member bigint;
+    v_entry bigint;
+    v_paid integer := 0;
+    v_points bigint := 0;
+    v_expires timestamptz;
+    v_reason text;
+BEGIN
+    IF p_batch NOT BETWEEN 1 AND 5000 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('batch', p_batch));
+    END IF;
+    SELECT * INTO v_campaign FROM campaigns WHERE campaign_id = p_campaign FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM ledger_fail('LY019', 'unknown_campaign', jsonb_build_object('campaign_id', p_campaign));
+    END IF;
+    IF v_campaign.kind <> 'bonus' THEN
+        PERFORM ledger_fail('LY020', 'not_a_bonus_campaign', jsonb_build_object('campaign_id', p_campaign, 'kind', v_campaign.kind));
+    END IF;
+    IF v_campaign.state <> 'running' THEN
+        RETURN campaign_progress(p_campaign) || jsonb_build_object('paid', 0, 'done', true);
+    END IF;
+    v_expires := now() + make_interval(days => coalesce(v_campaign.bonus_expires_days, 365));
+    FOR v_member IN
+        SELECT sm.member_id FROM segment_members sm
+        JOIN members m ON m.member_id = sm.member_id
+        WHERE sm.segment_id = v_campaign.segment_id AND m.status = 'active'
+          AND NOT EXISTS (SELECT 1 FROM campaign_awards a WHERE a.campaign_id = p_campaign AND a.member_id = sm.member_id)
+        ORDER BY sm.member_id
+        LIMIT p_batch
+    LOOP
+        IF v_campaign.budget_points IS NOT NULL
+           AND v_campaign.awarded_points + v_points + v_campaign.bonus_points > v_campaign.budget_points THEN
+            v_reason := 'budget';
+            EXIT;
+        END IF;
+        PERFORM ledger_lock_member(v_member, true);
+        v_entry := ledger_new_entry('campaign_bonus', v_member, 'points', v_campaign.bonus_points, p_actor,
+                                    'campaign ' || v_campaign.name, NULL, NULL,
+                                    jsonb_build_object('campaign_id', p_campaign, 'campaign', v_campaign.name), now());
+        INSERT INTO lots (member_id, entry_id, unit, original_amount, remaining_amount, state, available_at, expires_at)
+        VALUES (v_member, v_entry, 'points', v_campaign.bonus_points, v_campaign.bonus_points, 'available', now(), v_expires);
+        PERFORM ledger_post(v_entry, NULL, 'issued', 'points', -v_campaign.bonus_points);
+        PERFORM ledger_post(v_entry, v_member, 'available', 'points', v_campaign.bonus_points);
+        INSERT INTO campaign_awards (campaign_id, member_id, entry_id, points)
+        VALUES (p_campaign, v_member, v_entry, v_campaign.bonus_points);
+        v_paid := v_paid + 1;
+        v_points := v_points + v_campaign.bonus_points;
+    END LOOP;
+    IF v_reason IS NULL AND v_paid < p_batch THEN
+        v_reason := 'everyone paid';
+    END IF;
+    UPDATE campaigns
+    SET awarded_points = awarded_points + v_points, awarded_members = awarded_members + v_paid, updated_at = now(),
+        state = CASE WHEN v_reason IS NULL THEN state ELSE 'finished' END,
+        run_finished_at = CASE WHEN v_reason IS NULL THEN NULL ELSE now() END,
+        finish_reason = v_reason
+    WHERE campaign_id = p_campaign;
+    RETURN campaign_progress(p_campaign) || jsonb_build_object('paid', v_paid, 'done', v_reason IS NOT NULL);
+END $$;

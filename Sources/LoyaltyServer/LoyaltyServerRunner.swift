@@ -61,7 +61,8 @@ public enum LoyaltyServerRunner {
                 rules: rules, logger: logger)
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory)), .init(service: ActiveCampaignsRefresher(campaigns: campaigns))],
+                    services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory)), .init(service: ActiveCampaignsRefresher(campaigns: campaigns)),
+                        .init(service: CampaignRunner(store: CampaignStore(client: postgres, logger: logger), logger: logger))],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             logger.info(

@@ -304,8 +304,9 @@ extension POSService {
     static func failure(_ error: LedgerStoreError, logger: Logger) -> POSOutcome {
         let status: POSStatus =
             switch error {
-            case .insufficientBalance, .memberNotActive, .holdNotActive, .notReversible, .transactionVoided: .failedPrecondition
-            case .unknownMember, .unknownHold, .unknownEntry, .unknownTransaction: .notFound
+            case .insufficientBalance, .memberNotActive, .holdNotActive, .notReversible, .transactionVoided,
+                .notABonusCampaign, .campaignEnded, .campaignAlreadyRunning, .campaignHasNoSegment: .failedPrecondition
+            case .unknownMember, .unknownHold, .unknownEntry, .unknownTransaction, .unknownCampaign: .notFound
             case .holdExceeded, .holdMismatch, .invalidAmount, .invalidDates, .reversalExceedsRemaining,
                 .refundExceedsPurchase, .invalidRefund: .invalidArgument
             case .idempotencyConflict: .alreadyExists

@@ -70,3 +70,127 @@ public struct CampaignStore: Sendable {
         throw StoreError.notFound("the new campaign's id")
     }
 }
+
+/// Where a bonus campaign's run stands: members paid of the segment's size when triggered, points against the
+/// budget, and (from a batch) how many this call paid and whether the run is over.
+public struct CampaignProgress: Sendable, Codable, Equatable {
+    public var campaignId: Int64
+    public var state: String
+    public var awardedMembers: Int64
+    public var targetMembers: Int64?
+    public var awardedPoints: Int64
+    public var budgetPoints: Int64?
+    public var finishReason: String?
+    public var elapsedS: Double?
+    public var paid: Int?
+    public var done: Bool?
+
+    /// Members paid per second so far.
+    public var ratePerS: Double? {
+        guard let elapsedS, elapsedS > 0 else { return nil }
+        return Double(awardedMembers) / elapsedS
+    }
+
+    /// Seconds to go at the rate so far.
+    public var etaS: Double? {
+        guard let rate = ratePerS, rate > 0, let target = targetMembers else { return nil }
+        return Double(max(0, target - awardedMembers)) / rate
+    }
+}
+
+extension CampaignStore {
+    /// A segment saved with its definition and filled at once; returns its id and member count.
+    public func createSegment(name: String, definition: SegmentDefinition) async throws -> (id: Int64, members: Int64) {
+        let json = String(decoding: try JSONEncoder().encode(definition), as: UTF8.self)
+        let rows = try await client.query(
+            "INSERT INTO segments (name, definition) VALUES (\(name), \(json)::jsonb) RETURNING segment_id", logger: logger)
+        var id: Int64 = 0
+        for try await value in rows.decode(Int64.self) { id = value }
+        return (id, try await refreshSegment(id, definition: definition))
+    }
+
+    /// Replaces the segment's members with who matches now, in one transaction.
+    @discardableResult
+    public func refreshSegment(_ segmentID: Int64, definition: SegmentDefinition) async throws -> Int64 {
+        return try await client.transaction(logger: logger) { connection in
+            _ = try await connection.query("DELETE FROM segment_members WHERE segment_id = \(segmentID)", logger: logger)
+            let select = try definition.compiled(segmentID: segmentID)
+            let insert = PostgresQuery(unsafeSQL: "INSERT INTO segment_members (segment_id, member_id) " + select.sql, binds: select.binds)
+            _ = try await connection.query(insert, logger: logger)
+            let rows = try await connection.query(
+                """
+                UPDATE segments SET member_count = (SELECT count(*) FROM segment_members WHERE segment_id = \(segmentID)),
+                       refreshed_at = now(), updated_at = now()
+                WHERE segment_id = \(segmentID) RETURNING member_count
+                """, logger: logger)
+            for try await count in rows.decode(Int64.self) { return count }
+            return 0
+        }
+    }
+
+    /// How many members a definition selects now, without saving anything.
+    public func previewCount(_ definition: SegmentDefinition) async throws -> Int64 {
+        let select = try definition.compiled()
+        let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM (\(select.sql)) matching", binds: select.binds), logger: logger)
+        for try await count in rows.decode(Int64.self) { return count }
+        return 0
+    }
+
+    public func createBonus(
+        name: String, segmentID: Int64, bonusPoints: Int64, expiresDays: Int, budgetPoints: Int64?, createdBy: String,
+        startsAt: Date = Date(), endsAt: Date = Date().addingTimeInterval(30 * 86_400)
+    ) async throws -> Int64 {
+        let rows = try await client.query(
+            """
+            INSERT INTO campaigns (name, kind, state, starts_at, ends_at, segment_id, bonus_points, bonus_expires_days,
+                                   budget_points, created_by)
+            VALUES (\(name), 'bonus', 'scheduled', \(startsAt), \(endsAt), \(segmentID), \(bonusPoints), \(Int32(expiresDays)),
+                    \(budgetPoints)::bigint, \(createdBy))
+            RETURNING campaign_id
+            """, logger: logger)
+        for try await id in rows.decode(Int64.self) { return id }
+        throw StoreError.notFound("the new campaign's id")
+    }
+
+    public func trigger(_ campaignID: Int64) async throws(LedgerStoreError) -> CampaignProgress {
+        try await progressCall("SELECT campaign_trigger(\(campaignID))::text")
+    }
+
+    /// Pays up to `batchSize` more members (see `campaign_award_batch`).
+    public func awardBatch(_ campaignID: Int64, batchSize: Int, actor: String) async throws(LedgerStoreError) -> CampaignProgress {
+        try await progressCall("SELECT campaign_award_batch(\(campaignID), \(Int32(batchSize)), \(actor))::text")
+    }
+
+    public func progress(_ campaignID: Int64) async throws(LedgerStoreError) -> CampaignProgress? {
+        do {
+            return try await progressCall("SELECT campaign_progress(\(campaignID))::text")
+        } catch .invariantViolated {
+            return nil
+        }
+    }
+
+    /// Bonus campaigns whose run is under way (a server that restarts picks them up again).
+    public func runningBonusCampaigns() async throws -> [Int64] {
+        let rows = try await client.query(
+            "SELECT campaign_id FROM campaigns WHERE kind = 'bonus' AND state = 'running' ORDER BY campaign_id", logger: logger)
+        var ids: [Int64] = []
+        for try await id in rows.decode(Int64.self) { ids.append(id) }
+        return ids
+    }
+
+    private func progressCall(_ query: PostgresQuery) async throws(LedgerStoreError) -> CampaignProgress {
+        let text: String?
+        do {
+            let rows = try await client.query(query, logger: logger)
+            var value: String?
+            for try await row in rows.decode(String?.self) { value = row }
+            text = value
+        } catch {
+            throw LedgerStoreError.from(error)
+        }
+        guard let text, let data = Optional(Data(text.utf8)),
+              let progress = try? LedgerJSON.decoder.decode(CampaignProgress.self, from: data)
+        else { throw .invariantViolated("no campaign progress answered") }
+        return progress
+    }
+}

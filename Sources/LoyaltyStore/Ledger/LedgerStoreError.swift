@@ -26,6 +26,12 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
     case refundExceedsPurchase(paidTotalMinor: Int64, refundedBeforeMinor: Int64, refundingMinor: Int64)
     /// The returned lines do not fit the purchase (unknown line, more than bought, a quantity below one).
     case invalidRefund(ProportionalReversalError)
+    /// Campaign runs (migration 0008).
+    case unknownCampaign(Int64)
+    case notABonusCampaign(campaignID: Int64, kind: String)
+    case campaignEnded(campaignID: Int64, state: String)
+    case campaignAlreadyRunning(Int64)
+    case campaignHasNoSegment(Int64)
     /// PostgreSQL could not be reached or answered with something other than a ledger error.
     case database(String)
     /// No answer from PostgreSQL (connection refused, pool timeout): nothing is known to be written.
@@ -54,6 +60,11 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .transactionVoided: "transaction_voided"
         case .refundExceedsPurchase: "refund_exceeds_purchase"
         case .invalidRefund(let error): Self.refundCode(error)
+        case .unknownCampaign: "unknown_campaign"
+        case .notABonusCampaign: "not_a_bonus_campaign"
+        case .campaignEnded: "campaign_ended"
+        case .campaignAlreadyRunning: "campaign_already_running"
+        case .campaignHasNoSegment: "campaign_has_no_segment"
         case .database: "database"
         case .unavailable: "store_unavailable"
         }
@@ -87,6 +98,11 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .refundExceedsPurchase(let paid, let before, let now):
             "refunding \(now) more after \(before) is more than the \(paid) paid"
         case .invalidRefund(let error): "refund does not fit the purchase: \(error)"
+        case .unknownCampaign(let id): "unknown campaign \(id)"
+        case .notABonusCampaign(let id, let kind): "campaign \(id) is a \(kind) campaign; only bonus campaigns are triggered"
+        case .campaignEnded(let id, let state): "campaign \(id) is \(state); create a new campaign to pay again"
+        case .campaignAlreadyRunning(let id): "campaign \(id) is already running; follow its progress instead"
+        case .campaignHasNoSegment(let id): "campaign \(id) has no segment; give it one before triggering"
         case .database(let text): "database error: \(text)"
         case .unavailable(let text): "PostgreSQL unavailable: \(text); retry with the same key"
         }
@@ -137,6 +153,11 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case "LY015": return .refundConflict(posTransactionID: string("pos_transaction_id"))
         case "LY016": return .unknownTransaction(terminalID: string("terminal_id"), posTransactionID: string("pos_transaction_id"))
         case "LY017": return .transactionVoided(posTransactionID: string("pos_transaction_id"))
+        case "LY019": return .unknownCampaign(int("campaign_id"))
+        case "LY020": return .notABonusCampaign(campaignID: int("campaign_id"), kind: string("kind"))
+        case "LY021": return .campaignEnded(campaignID: int("campaign_id"), state: string("state"))
+        case "LY022": return .campaignAlreadyRunning(int("campaign_id"))
+        case "LY023": return .campaignHasNoSegment(int("campaign_id"))
         case "LY018": return .refundExceedsPurchase(
             paidTotalMinor: int("paid_total_minor"), refundedBeforeMinor: int("refunded_before"), refundingMinor: int("refunding"))
         default: return .invariantViolated(description)

@@ -47,6 +47,9 @@ CREATE TABLE campaigns (
     run_started_at      timestamptz,
     run_finished_at     timestamptz,
     finish_reason       text,
+    -- Highest member id a run has dealt with: members are paid in id order, so each batch starts after it
+    -- instead of scanning past everyone already paid.
+    run_cursor          bigint NOT NULL DEFAULT 0,
     created_by          text NOT NULL,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
@@ -154,18 +157,19 @@ BEGIN
 END $$;
 
 -- Pays the bonus to up to p_batch members of the segment not paid yet, lowest member id first (the same lock
--- order as batched commits, so the two never deadlock), each a campaign_bonus entry with its own lot and expiry,
--- and a campaign_awards row whose primary key refuses a second payment. The campaign row is locked for the batch,
--- so concurrent runners take turns; the budget is checked before every member, so it is never exceeded. A run
--- that dies loses only its uncommitted batch: the next one starts from campaign_awards.
+-- order as batched commits, so the two never deadlock): one campaign_bonus entry with its own lot and expiry per
+-- member, and a campaign_awards row whose primary key refuses a second payment. Set-based: a batch is a handful of
+-- statements, not a handful per member. The campaign row is locked for the batch, so concurrent runners take
+-- turns; the batch is cut to what the budget still allows, so the budget is never exceeded. A run that dies loses
+-- only its uncommitted batch: the next one starts from the stored cursor.
 CREATE FUNCTION campaign_award_batch(p_campaign bigint, p_batch integer, p_actor text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_campaign campaigns%ROWTYPE;
-    v_member bigint;
-    v_entry bigint;
+    v_limit bigint;
+    v_members bigint[];
+    v_issued bigint;
     v_paid integer := 0;
-    v_points bigint := 0;
     v_expires timestamptz;
     v_reason text;
 BEGIN
@@ -182,38 +186,61 @@ BEGIN
     IF v_campaign.state <> 'running' THEN
         RETURN campaign_progress(p_campaign) || jsonb_build_object('paid', 0, 'done', true);
     END IF;
-    v_expires := now() + make_interval(days => coalesce(v_campaign.bonus_expires_days, 365));
-    FOR v_member IN
-        SELECT sm.member_id FROM segment_members sm
-        JOIN members m ON m.member_id = sm.member_id
-        WHERE sm.segment_id = v_campaign.segment_id AND m.status = 'active'
-          AND NOT EXISTS (SELECT 1 FROM campaign_awards a WHERE a.campaign_id = p_campaign AND a.member_id = sm.member_id)
-        ORDER BY sm.member_id
-        LIMIT p_batch
-    LOOP
-        IF v_campaign.budget_points IS NOT NULL
-           AND v_campaign.awarded_points + v_points + v_campaign.bonus_points > v_campaign.budget_points THEN
-            v_reason := 'budget';
-            EXIT;
-        END IF;
-        PERFORM ledger_lock_member(v_member, true);
-        v_entry := ledger_new_entry('campaign_bonus', v_member, 'points', v_campaign.bonus_points, p_actor,
-                                    'campaign ' || v_campaign.name, NULL, NULL,
-                                    jsonb_build_object('campaign_id', p_campaign, 'campaign', v_campaign.name), now());
-        INSERT INTO lots (member_id, entry_id, unit, original_amount, remaining_amount, state, available_at, expires_at)
-        VALUES (v_member, v_entry, 'points', v_campaign.bonus_points, v_campaign.bonus_points, 'available', now(), v_expires);
-        PERFORM ledger_post(v_entry, NULL, 'issued', 'points', -v_campaign.bonus_points);
-        PERFORM ledger_post(v_entry, v_member, 'available', 'points', v_campaign.bonus_points);
-        INSERT INTO campaign_awards (campaign_id, member_id, entry_id, points)
-        VALUES (p_campaign, v_member, v_entry, v_campaign.bonus_points);
-        v_paid := v_paid + 1;
-        v_points := v_points + v_campaign.bonus_points;
-    END LOOP;
-    IF v_reason IS NULL AND v_paid < p_batch THEN
+    v_limit := p_batch;
+    IF v_campaign.budget_points IS NOT NULL THEN
+        v_limit := least(v_limit, (v_campaign.budget_points - v_campaign.awarded_points) / v_campaign.bonus_points);
+    END IF;
+    IF v_limit > 0 THEN
+        SELECT array_agg(member_id ORDER BY member_id) INTO v_members FROM (
+            SELECT sm.member_id FROM segment_members sm
+            JOIN members m ON m.member_id = sm.member_id
+            WHERE sm.segment_id = v_campaign.segment_id AND sm.member_id > v_campaign.run_cursor AND m.status = 'active'
+            ORDER BY sm.member_id
+            LIMIT v_limit) AS next_members;
+    END IF;
+    IF v_members IS NOT NULL THEN
+        -- Lock in id order and move each member's ledger version (the cache compares it).
+        PERFORM 1 FROM members WHERE member_id = ANY(v_members) ORDER BY member_id FOR UPDATE;
+        UPDATE members SET ledger_version = ledger_version + 1 WHERE member_id = ANY(v_members);
+        SELECT account_id INTO STRICT v_issued FROM accounts
+        WHERE member_id IS NULL AND campaign_id IS NULL AND bucket = 'issued' AND unit = 'points';
+        v_expires := now() + make_interval(days => coalesce(v_campaign.bonus_expires_days, 365));
+        WITH entries AS (
+            INSERT INTO journal_entries (kind, member_id, unit, amount, actor, reason, explanation, occurred_at)
+            SELECT 'campaign_bonus', u.mid, 'points', v_campaign.bonus_points, p_actor, 'campaign ' || v_campaign.name,
+                   jsonb_build_object('campaign_id', p_campaign, 'campaign', v_campaign.name), now()
+            FROM unnest(v_members) AS u(mid)
+            WHERE NOT EXISTS (SELECT 1 FROM campaign_awards a WHERE a.campaign_id = p_campaign AND a.member_id = u.mid)
+            RETURNING entry_id, member_id
+        ), new_lots AS (
+            INSERT INTO lots (member_id, entry_id, unit, original_amount, remaining_amount, state, available_at, expires_at)
+            SELECT member_id, entry_id, 'points', v_campaign.bonus_points, v_campaign.bonus_points, 'available', now(), v_expires
+            FROM entries
+        ), member_postings AS (
+            INSERT INTO postings (entry_id, account_id, amount)
+            SELECT e.entry_id, a.account_id, v_campaign.bonus_points
+            FROM entries e JOIN accounts a ON a.member_id = e.member_id AND a.bucket = 'available' AND a.unit = 'points'
+        ), system_postings AS (
+            INSERT INTO postings (entry_id, account_id, amount)
+            SELECT entry_id, v_issued, -v_campaign.bonus_points FROM entries
+        ), balances AS (
+            UPDATE accounts a SET balance = a.balance + v_campaign.bonus_points, version = a.version + 1
+            FROM entries e WHERE a.member_id = e.member_id AND a.bucket = 'available' AND a.unit = 'points'
+        ), awards AS (
+            INSERT INTO campaign_awards (campaign_id, member_id, entry_id, points)
+            SELECT p_campaign, member_id, entry_id, v_campaign.bonus_points FROM entries
+        )
+        SELECT count(*) INTO v_paid FROM entries;
+    END IF;
+    IF v_campaign.budget_points IS NOT NULL
+       AND v_campaign.awarded_points + v_paid * v_campaign.bonus_points + v_campaign.bonus_points > v_campaign.budget_points THEN
+        v_reason := 'budget';
+    ELSIF v_members IS NULL OR cardinality(v_members) < v_limit THEN
         v_reason := 'everyone paid';
     END IF;
     UPDATE campaigns
-    SET awarded_points = awarded_points + v_points, awarded_members = awarded_members + v_paid, updated_at = now(),
+    SET awarded_points = awarded_points + v_paid * bonus_points, awarded_members = awarded_members + v_paid,
+        run_cursor = coalesce(v_members[cardinality(v_members)], run_cursor), updated_at = now(),
         state = CASE WHEN v_reason IS NULL THEN state ELSE 'finished' END,
         run_finished_at = CASE WHEN v_reason IS NULL THEN NULL ELSE now() END,
         finish_reason = v_reason

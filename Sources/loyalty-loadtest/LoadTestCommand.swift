@@ -11,7 +11,7 @@ struct LoadTestCommand: AsyncParsableCommand {
         commandName: "loyalty-loadtest",
         abstract: "Load generator for the POS protocol: seed members and terminals, run scenarios, report ratios to baselines.",
         discussion: "loadtests/run.sh runs the whole measurement (services, server, baselines, scenarios) in one go.",
-        subcommands: [Seed.self, Run.self, Report.self])
+        subcommands: [Seed.self, Run.self, Blast.self, Report.self])
 }
 
 struct DatabaseOption: ParsableArguments {
@@ -141,5 +141,52 @@ struct Report: AsyncParsableCommand {
         }
         for result in loaded { values["scenario:\(result.label)"] = result.primaryThroughputPerS }
         print(RunResult.ratioTable(loaded, baselines: values))
+    }
+}
+
+struct Blast: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pay a bonus to every active member (a segment of all of them) and print members awarded per second.",
+        discussion: "Uses the campaign machinery the server runs (segment, bonus campaign, trigger, batches). Writes to the ledger: run it on a load-test database.")
+    @OptionGroup var database: DatabaseOption
+    @Option(help: "Points per member.") var bonus: Int64 = 100
+    @Option(name: .customLong("batch"), help: "Members per batch call.") var batchSize = 500
+    @Option(help: "Write the figures as JSON here.") var json: String?
+
+    func run() async throws {
+        let bonus = self.bonus, batchSize = self.batchSize, json = self.json
+        try await database.withClient { client in
+            let store = CampaignStore(client: client, logger: Logger(label: "blast"))
+            let stamp = Int(Date().timeIntervalSince1970)
+            let segmentStarted = ContinuousClock.now
+            let segment = try await store.createSegment(name: "load test blast \(stamp)", definition: SegmentDefinition())
+            let segmentSeconds = (ContinuousClock.now - segmentStarted).seconds
+            FileHandle.standardError.write(Data("[blast] segment of \(segment.members) members filled in \(String(format: "%.1f", segmentSeconds)) s\n".utf8))
+            let campaign = try await store.createBonus(
+                name: "load test blast \(stamp)", segmentID: segment.id, bonusPoints: bonus, expiresDays: 90, budgetPoints: nil,
+                createdBy: "loadtest")
+            _ = try await store.trigger(campaign)
+            let started = ContinuousClock.now
+            var lastPrint = started
+            var progress = try await store.awardBatch(campaign, batchSize: batchSize, actor: "loadtest")
+            while progress.done != true {
+                progress = try await store.awardBatch(campaign, batchSize: batchSize, actor: "loadtest")
+                if ContinuousClock.now - lastPrint > .seconds(2) {
+                    lastPrint = ContinuousClock.now
+                    FileHandle.standardError.write(Data(String(
+                        format: "[blast] %lld/%lld members, %.0f/s, ETA %.0f s\n", progress.awardedMembers, progress.targetMembers ?? 0,
+                        progress.ratePerS ?? 0, progress.etaS ?? 0).utf8))
+                }
+            }
+            let seconds = (ContinuousClock.now - started).seconds
+            let rate = Double(progress.awardedMembers) / max(seconds, 0.001)
+            print(String(format: "blast: %lld members awarded %lld points each in %.1f s: %.0f members/s (batches of %d)",
+                         progress.awardedMembers, bonus, seconds, rate, batchSize))
+            if let json {
+                let object: [String: Any] = ["members": progress.awardedMembers, "seconds": seconds, "members_per_s": rate,
+                                             "batch": batchSize, "segment_fill_s": segmentSeconds]
+                try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: json))
+            }
+        }
     }
 }

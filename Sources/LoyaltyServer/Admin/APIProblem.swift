@@ -17,6 +17,11 @@ enum ProblemCode: String, Sendable, CaseIterable {
     case unknownMember = "unknown_member"
     case idempotencyConflict = "idempotency_conflict"
     case invalidAmount = "invalid_amount"
+    case unknownCampaign = "unknown_campaign"
+    case notABonusCampaign = "not_a_bonus_campaign"
+    case campaignEnded = "campaign_ended"
+    case campaignAlreadyRunning = "campaign_already_running"
+    case campaignHasNoSegment = "campaign_has_no_segment"
     case unavailable
     case internalError = "internal"
 
@@ -24,9 +29,11 @@ enum ProblemCode: String, Sendable, CaseIterable {
         switch self {
         case .unauthenticated: .unauthorized
         case .forbidden: .forbidden
-        case .notFound, .unknownMember: .notFound
+        case .notFound, .unknownMember, .unknownCampaign: .notFound
         case .invalidBody, .invalidParameter, .invalidAmount: .badRequest
-        case .conflict, .insufficientBalance, .memberNotActive, .idempotencyConflict: .conflict
+        case .conflict, .insufficientBalance, .memberNotActive, .idempotencyConflict, .notABonusCampaign, .campaignEnded,
+            .campaignAlreadyRunning, .campaignHasNoSegment:
+            .conflict
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
         case .unavailable: .serviceUnavailable
@@ -49,6 +56,11 @@ enum ProblemCode: String, Sendable, CaseIterable {
         case .unknownMember: "Unknown member"
         case .idempotencyConflict: "Idempotency key reused for another request"
         case .invalidAmount: "Invalid amount"
+        case .unknownCampaign: "Unknown campaign"
+        case .notABonusCampaign: "Not a bonus campaign"
+        case .campaignEnded: "Campaign ended"
+        case .campaignAlreadyRunning: "Campaign already running"
+        case .campaignHasNoSegment: "Campaign has no segment"
         case .unavailable: "Service unavailable"
         case .internalError: "Internal error"
         }

@@ -37,6 +37,14 @@ struct AdminServices: Sendable {
         LedgerStore(client: postgres, logger: context.logger)
     }
 
+    func campaigns(_ context: AdminRequestContext) -> CampaignAdminStore {
+        CampaignAdminStore(client: postgres, logger: context.logger)
+    }
+
+    func campaignRuns(_ context: AdminRequestContext) -> CampaignStore {
+        CampaignStore(client: postgres, logger: context.logger)
+    }
+
     func auditLog(_ context: AdminRequestContext) -> AuditLogStore {
         AuditLogStore(client: postgres, logger: context.logger)
     }

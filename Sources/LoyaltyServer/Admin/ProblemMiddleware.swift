@@ -54,6 +54,11 @@ struct ProblemMiddleware: RouterMiddleware {
         case .idempotencyConflict: APIProblem(.idempotencyConflict, error.description)
         case .invalidAmount: APIProblem(.invalidAmount, error.description)
         case .invalidDates: APIProblem(.invalidBody, error.description)
+        case .unknownCampaign: APIProblem(.unknownCampaign, error.description)
+        case .notABonusCampaign: APIProblem(.notABonusCampaign, error.description)
+        case .campaignEnded: APIProblem(.campaignEnded, error.description)
+        case .campaignAlreadyRunning: APIProblem(.campaignAlreadyRunning, error.description)
+        case .campaignHasNoSegment: APIProblem(.campaignHasNoSegment, error.description)
         case .unavailable: APIProblem(.unavailable, "PostgreSQL is unavailable; retry with the same idempotency key")
         default: APIProblem(.internalError, "the server failed; quote the request id when reporting it")
         }

@@ -1,0 +1,193 @@
+import Foundation
+import LoyaltyCore
+import LoyaltyStore
+
+/// Turns segment and campaign request bodies into store values. Like `MemberInput`, every field is checked
+/// before the database sees it, so a bad value is a 400 `invalid_body` naming the field.
+enum CampaignInput {
+    static let segmentFields: Set<String> = ["name", "definition"]
+    static let commonFields: Set<String> = ["kind", "name", "starts_at", "ends_at"]
+    static let multiplierFields: Set<String> = ["multiplier_bp", "extra_rate_bp", "categories", "skus", "tier_codes", "segment_id"]
+    static let bonusFields: Set<String> = ["segment_id", "bonus_points", "bonus_expires_days", "budget_points"]
+    static let maximumNameLength = 100
+    static let expiryDays: ClosedRange<Int64> = 1...3_650
+
+    /// A new campaign, either kind, always created as a draft.
+    typealias Campaign = CampaignSpec
+
+    // MARK: Segments
+
+    /// `POST /v1/segments`: `name` and `definition`.
+    static func segment(from body: JSONFields) throws(APIProblem) -> (name: String, definition: SegmentDefinition) {
+        try body.allowOnly(segmentFields)
+        let name = try self.name(body.required("name", body.string))
+        return (name, try definition(from: body))
+    }
+
+    /// `POST /v1/segments/preview`: `definition` only.
+    static func preview(from body: JSONFields) throws(APIProblem) -> SegmentDefinition {
+        try body.allowOnly(["definition"])
+        return try definition(from: body)
+    }
+
+    /// The `definition` field through `SegmentDefinition.parse`; its refusals name the field inside the
+    /// definition (`definition.teirs`, `definition.purchases.window_days`).
+    static func definition(from body: JSONFields) throws(APIProblem) -> SegmentDefinition {
+        guard let value = body.fields["definition"], value != .null else {
+            throw .invalidBody("field \"definition\" is required")
+        }
+        let data: Data
+        do { data = try JSONEncoder().encode(value) } catch { throw .invalidBody("field \"definition\" must be an object") }
+        do {
+            return try SegmentDefinition.parse(data)
+        } catch {
+            guard case .invalid(let field, let message) = error else { throw .invalidBody("field \"definition\" is not accepted") }
+            if field == "definition" {
+                if case .object = value, let path = wrongTypePath(data) {
+                    throw .invalidBody("field \"definition.\(path)\" has the wrong type")
+                }
+                throw .invalidBody("field \"definition\" \(message)")
+            }
+            throw .invalidBody("field \"definition.\(field)\": \(message)")
+        }
+    }
+
+    /// Where decoding a definition fails (`tiers`, `purchases.window_days`), for a message naming the field.
+    static func wrongTypePath(_ data: Data) -> String? {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        do {
+            _ = try decoder.decode(SegmentDefinition.self, from: data)
+            return nil
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
+            let DecodingError.dataCorrupted(context)
+        {
+            let path = context.codingPath.filter { $0.intValue == nil }.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? nil : path
+        } catch let DecodingError.keyNotFound(key, context) {
+            return (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+        } catch {
+            return nil
+        }
+    }
+
+    // MARK: Campaigns
+
+    /// `POST /v1/campaigns`. `kind` decides which fields belong; a field of the other kind is refused by name.
+    static func campaign(from body: JSONFields) throws(APIProblem) -> Campaign {
+        try body.allowOnly(commonFields.union(multiplierFields).union(bonusFields))
+        let kind = try body.required("kind", body.string)
+        let own: Set<String>
+        switch kind {
+        case "multiplier": own = multiplierFields
+        case "bonus": own = bonusFields
+        default: throw .invalidBody("field \"kind\" must be \"multiplier\" or \"bonus\"")
+        }
+        if let other = body.fields.keys.filter({ !commonFields.contains($0) && !own.contains($0) }).sorted().first {
+            throw .invalidBody("field \"\(other)\" is not for \(kind) campaigns")
+        }
+        let name = try self.name(body.required("name", body.string))
+        let startsAt = try timestamp(body, "starts_at")
+        let endsAt = try timestamp(body, "ends_at")
+        guard endsAt > startsAt else { throw .invalidBody("field \"ends_at\" must be after starts_at") }
+        let segmentID = try positive(body, "segment_id", required: kind == "bonus")
+
+        if kind == "bonus" {
+            let points = try body.required("bonus_points", body.integer)
+            guard points > 0 else { throw .invalidBody("field \"bonus_points\" must be a positive integer") }
+            let days = try body.required("bonus_expires_days", body.integer)
+            guard expiryDays.contains(days) else {
+                throw .invalidBody("field \"bonus_expires_days\" must be \(expiryDays.lowerBound)-\(expiryDays.upperBound)")
+            }
+            let budget = try body.integer("budget_points").value
+            if let budget, budget < 0 { throw .invalidBody("field \"budget_points\" must not be negative") }
+            return .bonus(BonusCampaignDraft(
+                name: name, startsAt: startsAt, endsAt: endsAt, segmentID: segmentID ?? 0, bonusPoints: points,
+                expiresDays: Int(days), budgetPoints: budget))
+        }
+
+        let multiplier = try body.integer("multiplier_bp").value
+        let extra = try body.integer("extra_rate_bp").value
+        let effect: CampaignMultiplier.Effect
+        switch (multiplier, extra) {
+        case (let bp?, nil): effect = .multiplier(bp: bp)
+        case (nil, let bp?): effect = .extraRate(bp: bp)
+        default: throw .invalidBody("give exactly one of the fields \"multiplier_bp\", \"extra_rate_bp\"")
+        }
+        do {
+            let campaign = try CampaignMultiplier(
+                campaignID: 0, name: name, startsAt: startsAt, endsAt: endsAt, effect: effect,
+                categories: try codes(body, "categories"), skus: try codes(body, "skus"), tierCodes: try codes(body, "tier_codes"),
+                requiresSegment: segmentID != nil)
+            return .multiplier(campaign, segmentID: segmentID)
+        } catch let error as APIProblem {
+            throw error
+        } catch let error as CampaignError {
+            throw problem(error)
+        } catch {
+            throw .invalidBody("the campaign is not accepted")
+        }
+    }
+
+    /// `PATCH /v1/campaigns/{id}`: the fields given replace the draft's, `null` clears (a required field cleared is
+    /// refused as on create), and the result is checked exactly as a new campaign would be. `kind` cannot change.
+    static func patched(_ draft: AdminCampaign, with patch: JSONFields) throws(APIProblem) -> Campaign {
+        let patchable = commonFields.union(multiplierFields).union(bonusFields).subtracting(["kind"])
+        if patch.fields["kind"] != nil { throw .invalidBody("field \"kind\" cannot change; create a new campaign") }
+        try patch.allowOnly(patchable)
+        guard !patch.fields.isEmpty else { throw .invalidBody("the body names no field to change") }
+        guard draft.kind == "multiplier" || draft.kind == "bonus", case .object(let current) = draft.representation else {
+            throw APIProblem(.conflict, "a \(draft.kind) campaign cannot be changed through the API")
+        }
+        let own = draft.kind == "bonus" ? bonusFields : multiplierFields
+        var merged: [String: JSONValue] = ["kind": .string(draft.kind)]
+        for key in commonFields.union(own).subtracting(["kind"]) {
+            if let value = current[key], value != .null { merged[key] = value }
+        }
+        for (key, value) in patch.fields { merged[key] = value == .null ? nil : value }
+        return try campaign(from: JSONFields(fields: merged))
+    }
+
+    /// The core's refusal as a 400 naming the field (the core's own text names the campaign id, 0 here).
+    static func problem(_ error: CampaignError) -> APIProblem {
+        switch error {
+        case .invalidName: .invalidBody("field \"name\" must be 1-\(maximumNameLength) characters")
+        case .emptyWindow: .invalidBody("field \"ends_at\" must be after starts_at")
+        case .multiplierOutOfRange(_, let bp):
+            .invalidBody("field \"multiplier_bp\" must be \(RuleLimits.bpPerUnit)-\(RuleLimits.maxMultiplierBp) (×1 to ×\(RuleLimits.maxMultiplierBp / RuleLimits.bpPerUnit)), got \(bp)")
+        case .extraRateOutOfRange(_, let bp):
+            .invalidBody("field \"extra_rate_bp\" must be 0-\(RuleLimits.maxCampaignExtraRateBp), got \(bp)")
+        case .invalidRestriction(_, let field):
+            .invalidBody("field \"\(field)\" must be absent or a non-empty array of codes (1-\(RuleLimits.maxCodeLength) printable ASCII characters, no spaces)")
+        }
+    }
+
+    // MARK: Fields
+
+    static func name(_ value: String) throws(APIProblem) -> String {
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...maximumNameLength).contains(trimmed.count),
+            !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else { throw .invalidBody("field \"name\" must be 1-\(maximumNameLength) characters") }
+        return trimmed
+    }
+
+    /// An RFC 3339 timestamp with a zone (`2025-06-01T00:00:00Z`, fractional seconds allowed).
+    static func timestamp(_ body: JSONFields, _ field: String) throws(APIProblem) -> Date {
+        let text = try body.required(field, body.string)
+        if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
+        throw .invalidBody("field \"\(field)\" must be a timestamp like 2025-06-01T00:00:00Z")
+    }
+
+    static func positive(_ body: JSONFields, _ field: String, required: Bool) throws(APIProblem) -> Int64? {
+        let value = required ? try body.required(field, body.integer) : try body.integer(field).value
+        if let value, value <= 0 { throw .invalidBody("field \"\(field)\" must be a positive integer") }
+        return value
+    }
+
+    /// nil (no restriction) when absent or null; otherwise the set, checked by the core.
+    static func codes(_ body: JSONFields, _ field: String) throws(APIProblem) -> Set<String>? {
+        try body.strings(field).value.map(Set.init)
+    }
+}

@@ -119,7 +119,8 @@ $$;
 -- the first's run and is told so; a finished or cancelled campaign cannot run again.
 --   LY019 unknown_campaign   LY020 not_a_bonus_campaign   LY021 campaign_ended   LY022 campaign_already_running
 --   LY023 campaign_has_no_segment
-CREATE FUNCTION campaign_trigger(p_campaign bigint) RETURNS jsonb LANGUAGE plpgsql AS $$
+-- Locks a bonus campaign's row (runs and triggers of one campaign take turns) and returns it.
+CREATE FUNCTION campaign_lock_bonus(p_campaign bigint) RETURNS campaigns LANGUAGE plpgsql AS $$
 DECLARE
     v_campaign campaigns%ROWTYPE;
 BEGIN
@@ -130,6 +131,14 @@ BEGIN
     IF v_campaign.kind <> 'bonus' THEN
         PERFORM ledger_fail('LY020', 'not_a_bonus_campaign', jsonb_build_object('campaign_id', p_campaign, 'kind', v_campaign.kind));
     END IF;
+    RETURN v_campaign;
+END $$;
+
+CREATE FUNCTION campaign_trigger(p_campaign bigint) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_campaign campaigns%ROWTYPE;
+BEGIN
+    v_campaign := campaign_lock_bonus(p_campaign);
     IF v_campaign.state IN ('finished', 'cancelled') THEN
         PERFORM ledger_fail('LY021', 'campaign_ended', jsonb_build_object('campaign_id', p_campaign, 'state', v_campaign.state));
     END IF;
@@ -176,13 +185,7 @@ BEGIN
     IF p_batch NOT BETWEEN 1 AND 5000 THEN
         PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('batch', p_batch));
     END IF;
-    SELECT * INTO v_campaign FROM campaigns WHERE campaign_id = p_campaign FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM ledger_fail('LY019', 'unknown_campaign', jsonb_build_object('campaign_id', p_campaign));
-    END IF;
-    IF v_campaign.kind <> 'bonus' THEN
-        PERFORM ledger_fail('LY020', 'not_a_bonus_campaign', jsonb_build_object('campaign_id', p_campaign, 'kind', v_campaign.kind));
-    END IF;
+    v_campaign := campaign_lock_bonus(p_campaign);
     IF v_campaign.state <> 'running' THEN
         RETURN campaign_progress(p_campaign) || jsonb_build_object('paid', 0, 'done', true);
     END IF;

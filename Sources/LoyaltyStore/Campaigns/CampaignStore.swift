@@ -112,19 +112,8 @@ extension CampaignStore {
     /// Replaces the segment's members with who matches now, in one transaction.
     @discardableResult
     public func refreshSegment(_ segmentID: Int64, definition: SegmentDefinition) async throws -> Int64 {
-        return try await client.transaction(logger: logger) { connection in
-            _ = try await connection.query("DELETE FROM segment_members WHERE segment_id = \(segmentID)", logger: logger)
-            let select = try definition.compiled(segmentID: segmentID)
-            let insert = PostgresQuery(unsafeSQL: "INSERT INTO segment_members (segment_id, member_id) " + select.sql, binds: select.binds)
-            _ = try await connection.query(insert, logger: logger)
-            let rows = try await connection.query(
-                """
-                UPDATE segments SET member_count = (SELECT count(*) FROM segment_members WHERE segment_id = \(segmentID)),
-                       refreshed_at = now(), updated_at = now()
-                WHERE segment_id = \(segmentID) RETURNING member_count
-                """, logger: logger)
-            for try await count in rows.decode(Int64.self) { return count }
-            return 0
+        try await client.transaction(logger: logger) { connection in
+            try await CampaignAdminStore.fill(segmentID, definition: definition, on: connection, logger: logger)
         }
     }
 

@@ -55,11 +55,9 @@ public struct ActiveCampaignsRefresher: Service {
     }
 
     public func run() async throws {
-        await withTaskCancellationOrGracefulShutdownHandler {
-            while !Task.isCancelled {
-                await campaigns.refresh()
-                try? await Task.sleep(for: pollInterval)
-            }
-        } onCancelOrGracefulShutdown: {}
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            await campaigns.refresh()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pollInterval) }
+        }
     }
 }

@@ -21,13 +21,12 @@ public struct CampaignRunner: Service {
         self.actor = actor
     }
 
+    /// Stops between batches on graceful shutdown (a batch in the database finishes); an idle wait ends at once.
     public func run() async throws {
-        await withTaskCancellationOrGracefulShutdownHandler {
-            while !Task.isCancelled {
-                let worked = await runOnce()
-                if !worked { try? await Task.sleep(for: idlePoll) }
-            }
-        } onCancelOrGracefulShutdown: {}
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let worked = await runOnce()
+            if !worked { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: idlePoll) } }
+        }
     }
 
     /// Runs every running campaign to its end (or until cancelled). Returns whether there was anything to do.
@@ -40,7 +39,7 @@ public struct CampaignRunner: Service {
         }
         for campaignID in campaigns {
             var lastLog = ContinuousClock.now
-            while !Task.isCancelled {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 let progress: CampaignProgress
                 do { progress = try await store.awardBatch(campaignID, batchSize: Self.batchSize, actor: actor) } catch {
                     logger.error("campaign batch failed; it will be retried", metadata: ["campaign": "\(campaignID)", "error": "\(error)"])

@@ -31,7 +31,8 @@ public struct LedgerJobsService: Service {
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await runOnce()
-            try? await Task.sleep(for: .milliseconds(intervalMs))
+            // The wait ends at once on shutdown: a 10 s sleep would hold up SIGTERM.
+            try? await cancelWhenGracefulShutdown { [intervalMs] in try await Task.sleep(for: .milliseconds(intervalMs)) }
         }
     }
 

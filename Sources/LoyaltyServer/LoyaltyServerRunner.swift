@@ -2,6 +2,8 @@ import Hummingbird
 import Logging
 import LoyaltyCache
 import LoyaltyStore
+import Metrics
+import Prometheus
 import PostgresNIO
 import ServiceLifecycle
 
@@ -14,6 +16,9 @@ public enum LoyaltyServerRunner {
         } catch {
             throw StartupError.dependencyUnreachable(error.description)
         }
+        // One metrics backend per process: everything swift-metrics records is exported at the admin /metrics.
+        let metrics = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
         let rules = try CurrentRules(directory: configuration.rulesDirectory, logger: logger)
         let loaded = rules.current
         logger.info("rules loaded", metadata: [
@@ -55,7 +60,7 @@ public enum LoyaltyServerRunner {
                 limits: configuration.posLimits, logger: logger)
             let admin = AdminApplication.build(
                 host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger,
-                postgres: postgres, cache: cache)
+                postgres: postgres, cache: cache, metrics: metrics)
             let jobs = LedgerJobsService(
                 ledger: LedgerStore(client: postgres, logger: logger), tiers: TierStore(client: postgres, logger: logger),
                 rules: rules, logger: logger)

@@ -1,3 +1,4 @@
+import Prometheus
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -76,6 +77,23 @@ struct AdminRouteTableTests {
             let served = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
             #expect(served?["openapi"] as? String == "3.1.0")
             #expect(try await api.call(.get, "/health", token: nil).status == .ok)
+        }
+    }
+
+    @Test("GET /metrics exports the registry in Prometheus text format without a token, and 404 without one")
+    func servesMetrics() async throws {
+        let registry = PrometheusCollectorRegistry()
+        registry.makeCounter(name: "loyalty_test_total", labels: [("kind", "probe")]).increment(by: Int64(3))
+        try await AdminHarness.run(metrics: registry) { api in
+            let response = try await api.call(.get, "/metrics", token: nil)
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+            let text = String(buffer: response.body)
+            #expect(text.contains(#"loyalty_test_total{kind="probe"} 3"#), "\(text)")
+        }
+        try await AdminHarness.run { api in
+            let response = try await api.call(.get, "/metrics", token: nil)
+            #expect(response.status == .notFound)
         }
     }
 }

@@ -1,3 +1,4 @@
+import Prometheus
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -22,6 +23,7 @@ struct AdminHarness: Sendable {
     /// Runs `body` against `AdminApplication.build` over the real PostgreSQL (and Redis for `/ready`).
     static func run(
         cache: (@Sendable (RedisClient) throws -> MemberCache)? = nil,
+        metrics: PrometheusCollectorRegistry? = nil,
         _ body: @Sendable (AdminHarness) async throws -> Void
     ) async throws {
         let redis = try TestServices.redisClient()
@@ -37,7 +39,7 @@ struct AdminHarness: Sendable {
                 host: "127.0.0.1", port: 0,
                 probe: ReadinessProbe(postgres: postgres, redis: redis, databaseTarget: "test", timeoutMs: 3_000),
                 logger: TestServices.logger, postgres: postgres, cache: memberCache,
-                openAPIPath: AdminHarness.openAPIPath)
+                openAPIPath: AdminHarness.openAPIPath, metrics: metrics)
             let frozenTokens = tokens
             try await app.test(.router) { client in
                 try await body(AdminHarness(client: client, postgres: postgres, tokens: frozenTokens))

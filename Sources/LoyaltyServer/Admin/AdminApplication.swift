@@ -4,6 +4,7 @@ import Logging
 import LoyaltyCache
 import NIOCore
 import PostgresNIO
+import Prometheus
 
 /// Builds the admin HTTP application. Tests call this with their own dependencies and drive it through
 /// HummingbirdTesting, so what they exercise is what `serve` runs.
@@ -11,6 +12,8 @@ public enum AdminApplication {
     /// - Parameters:
     ///   - postgres: the client for tokens, members, ledger and audit; nil uses the probe's.
     ///   - cache: the till's member cache, invalidated after member writes; nil when there is none.
+    ///   - metrics: the Prometheus registry the process bootstrapped swift-metrics with, served at `/metrics`;
+    ///     nil answers 404 there.
     ///   - openAPIPath: the API document served at `/openapi.json`, read once here, relative to the working
     ///     directory like `rules/` and `migrations/`.
     public static func build(
@@ -21,14 +24,17 @@ public enum AdminApplication {
         postgres: PostgresClient? = nil,
         cache: MemberCache? = nil,
         policy: AdminPolicy = AdminPolicy(),
-        openAPIPath: String = "docs/openapi.json"
+        openAPIPath: String = "docs/openapi.json",
+        metrics: PrometheusCollectorRegistry? = nil
     ) -> some ApplicationProtocol {
         let services = AdminServices(
             postgres: postgres ?? probe.postgres, probe: probe, cache: cache, policy: policy,
-            openAPIDocument: loadDocument(openAPIPath, logger: logger))
+            openAPIDocument: loadDocument(openAPIPath, logger: logger), metrics: metrics)
         let router = Router(context: AdminRequestContext.self)
         // Order matters: the request id first, so every problem and log line below carries it.
         router.add(middleware: RequestIDMiddleware())
+        // Request counts and latency per route (swift-metrics; exported at /metrics when a registry is given).
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware())
         router.register(AdminRouteTable.routes, services: services)
         return Application(

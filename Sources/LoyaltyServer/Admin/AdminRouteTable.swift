@@ -14,6 +14,7 @@ public enum AdminRouteTable {
         AdminRoute(.get, "/health", .anonymous, HealthRoutes.health),
         AdminRoute(.get, "/ready", .anonymous, HealthRoutes.ready),
         AdminRoute(.get, "/openapi.json", .anonymous, HealthRoutes.openAPI),
+        AdminRoute(.get, "/metrics", .anonymous, HealthRoutes.metrics),
 
         AdminRoute(.post, "/v1/members", .roles(adminOnly), MemberRoutes.create),
         AdminRoute(.get, "/v1/members", .roles(readers), MemberRoutes.search),

@@ -4,6 +4,7 @@ import LoyaltyCache
 import LoyaltyStore
 import NIOCore
 import PostgresNIO
+import Prometheus
 
 /// Limits the admin API applies on top of roles.
 public struct AdminPolicy: Sendable, Equatable {
@@ -26,6 +27,8 @@ struct AdminServices: Sendable {
     let policy: AdminPolicy
     /// docs/openapi.json as read at start; nil when it was missing.
     let openAPIDocument: ByteBuffer?
+    /// What `/metrics` exports; nil when the process bootstrapped no metrics backend.
+    let metrics: PrometheusCollectorRegistry?
 
     var authenticator: AdminAuthenticator { AdminAuthenticator(postgres: postgres) }
 

@@ -167,7 +167,9 @@ final class POSConnectionHandler: ChannelInboundHandler {
         let requestID = frame.requestID
         let method = frame.method
         Task {
+            let started = ContinuousClock.now
             let outcome = await work(service)
+            POSMetrics.record(method: method, status: outcome.status, elapsed: ContinuousClock.now - started)
             eventLoop.execute {
                 let (handler, context, update) = loopBound.value
                 update(handler, outcome)

@@ -12,6 +12,14 @@ struct POSMetrics: Sendable {
     let cacheHits = Counter(label: "loyalty_pos_member_cache_total", dimensions: [("result", "hit")])
     let cacheMisses = Counter(label: "loyalty_pos_member_cache_total", dimensions: [("result", "miss")])
     let cacheFallbacks = Counter(label: "loyalty_pos_member_cache_total", dimensions: [("result", "unavailable")])
+
+    /// One answered request: a count per method and status, and its latency per method.
+    static func record(method: UInt16, status: POSStatus, elapsed: Duration) {
+        let name = Loyalty_Pos_V1_Method(rawValue: Int(method)).map { "\($0)" } ?? "unknown"
+        Counter(label: "loyalty_pos_requests_total", dimensions: [("method", name), ("status", "\(status)")]).increment()
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        Metrics.Timer(label: "loyalty_pos_request_duration", dimensions: [("method", name)]).recordNanoseconds(nanoseconds)
+    }
 }
 
 /// Limits of the checkout methods, on top of the frame and basket limits.

@@ -1,35 +1,52 @@
 import Foundation
 import Logging
+import LoyaltyCache
 import LoyaltyStore
 import ServiceLifecycle
 
-/// Pays running bonus campaigns in bounded batches until each is done, logging progress (members paid of the
-/// segment, rate, ETA). All state is in PostgreSQL (campaign_awards), so a server that dies mid-run loses at most
-/// its uncommitted batch and any server picks the run up again; concurrent runners take turns on the campaign row.
+/// Pays bonus campaigns in bounded batches: blasts a marketer triggered (until each is done, logging progress:
+/// members paid of the segment, rate, ETA), and birthday and welcome campaigns on a schedule (a pass every
+/// `occasionPoll`). All state is in PostgreSQL (campaign_awards), so a server that dies mid-run loses at most its
+/// uncommitted batch and any server picks the run up again; concurrent runners take turns on the campaign row.
+/// Members a batch paid get their cached balance marked old, so a till does not show the balance before the bonus.
 public struct CampaignRunner: Service {
     public static let batchSize = 500
+    /// Cache invalidations in flight at once after a batch (pipelined on the Redis connection).
+    static let maximumInvalidationsInFlight = 32
 
     let store: CampaignStore
+    let cache: MemberCache?
     let logger: Logger
     let idlePoll: Duration
+    let occasionPoll: Duration
     let actor: String
 
-    public init(store: CampaignStore, logger: Logger, idlePoll: Duration = .seconds(2), actor: String = "campaign-runner") {
+    public init(
+        store: CampaignStore, cache: MemberCache? = nil, logger: Logger, idlePoll: Duration = .seconds(2),
+        occasionPoll: Duration = .seconds(60), actor: String = "campaign-runner"
+    ) {
         self.store = store
+        self.cache = cache
         self.logger = logger
         self.idlePoll = idlePoll
+        self.occasionPoll = occasionPoll
         self.actor = actor
     }
 
     /// Stops between batches on graceful shutdown (a batch in the database finishes); an idle wait ends at once.
     public func run() async throws {
+        var nextOccasionPass = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let worked = await runOnce()
+            var worked = await runOnce()
+            if ContinuousClock.now >= nextOccasionPass {
+                nextOccasionPass = ContinuousClock.now + occasionPoll
+                worked = await runOccasionsOnce() || worked
+            }
             if !worked { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: idlePoll) } }
         }
     }
 
-    /// Runs every running campaign to its end (or until cancelled). Returns whether there was anything to do.
+    /// Runs every running blast to its end (or until cancelled). Returns whether there was anything to do.
     @discardableResult
     public func runOnce() async -> Bool {
         let campaigns: [Int64]
@@ -38,25 +55,83 @@ public struct CampaignRunner: Service {
             return false
         }
         for campaignID in campaigns {
-            var lastLog = ContinuousClock.now
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                let progress: CampaignProgress
-                do { progress = try await store.awardBatch(campaignID, batchSize: Self.batchSize, actor: actor) } catch {
-                    logger.error("campaign batch failed; it will be retried", metadata: ["campaign": "\(campaignID)", "error": "\(error)"])
-                    break
-                }
-                if ContinuousClock.now - lastLog > .seconds(5) || progress.done == true {
-                    lastLog = ContinuousClock.now
-                    logger.info("campaign progress", metadata: [
-                        "campaign": "\(campaignID)", "paid": "\(progress.awardedMembers)", "of": "\(progress.targetMembers ?? 0)",
-                        "points": "\(progress.awardedPoints)", "rate_per_s": "\(Int(progress.ratePerS ?? 0))",
-                        "eta_s": "\(Int(progress.etaS ?? 0))", "state": "\(progress.state)",
-                        "reason": "\(progress.finishReason ?? "")",
-                    ])
-                }
-                if progress.done == true { break }
-            }
+            await runBatches(campaignID, kind: "bonus") { () async throws(LedgerStoreError) in try await store.awardBatch(campaignID, batchSize: Self.batchSize, actor: actor) }
         }
         return !campaigns.isEmpty
+    }
+
+    /// One scheduled pass over the birthday and welcome campaigns whose window is open: pays whoever is due now.
+    /// Returns whether anyone was paid. `now` is for tests (the database's clock otherwise).
+    @discardableResult
+    public func runOccasionsOnce(now: Date? = nil) async -> Bool {
+        let campaigns: [Int64]
+        do { campaigns = try await store.liveOccasionCampaigns(now: now) } catch {
+            logger.warning("could not look for birthday and welcome campaigns", metadata: ["error": "\(PostgresErrorText.describe(error))"])
+            return false
+        }
+        var paidAny = false
+        for campaignID in campaigns {
+            let paid = await runBatches(campaignID, kind: "occasion") { () async throws(LedgerStoreError) in
+                try await store.occasionBatch(campaignID, batchSize: Self.batchSize, actor: actor, now: now)
+            }
+            paidAny = paidAny || paid > 0
+        }
+        return paidAny
+    }
+
+    /// Calls `batch` until it says the run is over (blast) or nothing more is due (occasion), refreshing the cache
+    /// after each batch and logging progress every 5 s. Returns how many members were paid.
+    @discardableResult
+    private func runBatches(_ campaignID: Int64, kind: String, _ batch: () async throws(LedgerStoreError) -> CampaignProgress) async -> Int {
+        var lastLog = ContinuousClock.now
+        var paidTotal = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let progress: CampaignProgress
+            do { progress = try await batch() } catch {
+                logger.error("campaign batch failed; it will be retried", metadata: ["campaign": "\(campaignID)", "error": "\(error)"])
+                break
+            }
+            paidTotal += progress.paid ?? 0
+            await invalidateCachedBalances(progress.paidMemberVersions)
+            // A blast goes on until its run is over; a birthday or welcome pass until nothing more is due now.
+            let finished = kind == "bonus" ? progress.done == true : progress.more != true
+            if ContinuousClock.now - lastLog > .seconds(5) || (finished && paidTotal > 0) {
+                lastLog = ContinuousClock.now
+                logger.info("campaign progress", metadata: [
+                    "campaign": "\(campaignID)", "kind": "\(kind)", "paid": "\(progress.awardedMembers)",
+                    "of": "\(progress.targetMembers.map(String.init) ?? "-")", "points": "\(progress.awardedPoints)",
+                    "rate_per_s": "\(Int(progress.ratePerS ?? 0))", "eta_s": "\(progress.etaS.map { String(Int($0)) } ?? "-")",
+                    "state": "\(progress.state)", "reason": "\(progress.finishReason ?? "")",
+                ])
+            }
+            if finished { break }
+        }
+        return paidTotal
+    }
+
+    /// Marks the members' cached snapshots as older than their new ledger version; a failure only costs a miss
+    /// (the cache moves to a new epoch after an outage), so it is logged, not retried.
+    private func invalidateCachedBalances(_ members: [(memberID: Int64, ledgerVersion: Int64)]) async {
+        guard let cache, !members.isEmpty else { return }
+        var failures = 0
+        await withTaskGroup(of: Bool.self) { group in
+            var next = 0
+            func addNext() {
+                let member = members[next]
+                next += 1
+                group.addTask {
+                    do { try await cache.invalidate(memberID: member.memberID, ledgerVersion: member.ledgerVersion) } catch { return false }
+                    return true
+                }
+            }
+            while next < min(members.count, Self.maximumInvalidationsInFlight) { addNext() }
+            for await ok in group {
+                if !ok { failures += 1 }
+                if next < members.count { addNext() }
+            }
+        }
+        if failures > 0 {
+            logger.warning("member cache invalidation refused after a campaign batch", metadata: ["members": "\(failures)"])
+        }
     }
 }

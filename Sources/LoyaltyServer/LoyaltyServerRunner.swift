@@ -67,7 +67,7 @@ public enum LoyaltyServerRunner {
             let services = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory)), .init(service: ActiveCampaignsRefresher(campaigns: campaigns)),
-                        .init(service: CampaignRunner(store: CampaignStore(client: postgres, logger: logger), logger: logger))],
+                        .init(service: CampaignRunner(store: CampaignStore(client: postgres, logger: logger), cache: cache, logger: logger))],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             logger.info(

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import LoyaltyCache
 @testable import LoyaltyServer
 import LoyaltyStore
 import LoyaltyTestSupport
@@ -375,6 +376,69 @@ struct AdminCampaignTests {
             #expect(capped["progress"]?["awarded_points"]?.int == 0)
             #expect(try await api.auditRows("campaign:\(other)").map { $0["action"]?.string }
                 == ["campaign.create", "campaign.schedule", "campaign.trigger", "campaign.cancel"])
+        }
+    }
+
+    @Test("birthday and welcome campaigns: created as drafts without a segment, scheduled, paid by the runner (which marks the paid members' cached balances as old), and never triggered by hand")
+    func occasionCampaigns() async throws {
+        let namespace = "test-occasion-\(UUID().uuidString.prefix(8))"
+        @Sendable func makeCache(_ redis: RedisClient) throws -> MemberCache {
+            var configuration = MemberCache.Configuration()
+            configuration.namespace = namespace
+            return try MemberCache(redis: redis, configuration: configuration, logger: TestServices.logger)
+        }
+        try await AdminHarness.run(cache: makeCache) { api in
+            let today = Date.now.formatted(.iso8601.year().month().day().dateSeparator(.dash))
+            let born = "1990" + today.dropFirst(4)
+            let id = try await api.createMember(#"{"card_number": "CARD-BDAY", "birth_date": "\#(born)"}"#)
+            let cache = try makeCache(try TestServices.redisClient())
+            let snapshot = CachedMember(
+                memberID: id, tierCode: "base", tierName: "Member", status: "active", cardNumber: "CARD-BDAY",
+                points: .init(available: 0), cashbackMinor: .init(available: 0), ledgerVersion: 0)
+            #expect(try await cache.put(snapshot) == .stored)
+
+            // A bonus (blast) still needs its segment; birthday and welcome campaigns do not.
+            try await api.call(.post, "/v1/campaigns", token: api.marketer, json: """
+                {"kind": "bonus", "name": "No segment", "starts_at": "2025-03-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+                 "bonus_points": 100, "bonus_expires_days": 90}
+                """).expectProblem(.badRequest, "invalid_body")
+            try await api.call(.post, "/v1/campaigns", token: api.marketer, json: """
+                {"kind": "welcome", "name": "Welcome", "starts_at": "2025-03-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+                 "bonus_points": 100, "bonus_expires_days": 90, "multiplier_bp": 20000}
+                """).expectProblem(.badRequest, "invalid_body")
+            try await api.call(.post, "/v1/campaigns", token: api.marketer, json: """
+                {"kind": "birthday", "name": "Birthday", "starts_at": "2025-03-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+                 "bonus_points": -5, "bonus_expires_days": 90}
+                """).expectProblem(.badRequest, "invalid_body")
+            let birthday = try await Self.createCampaign(api, """
+                {"kind": "birthday", "name": "Birthday", "starts_at": "2025-03-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+                 "bonus_points": 250, "bonus_expires_days": 30, "budget_points": 100000}
+                """)
+            let welcome = try await Self.createCampaign(api, """
+                {"kind": "welcome", "name": "Welcome", "starts_at": "2025-03-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+                 "bonus_points": 100, "bonus_expires_days": 90}
+                """)
+            let patched = try await api.call(.patch, "/v1/campaigns/\(birthday)", token: api.marketer, json: #"{"bonus_points": 300}"#)
+            #expect(patched.status == .ok && patched.json["bonus_points"]?.int == 300, "\(patched.text)")
+
+            let store = CampaignStore(client: api.postgres, logger: TestServices.logger)
+            let runner = CampaignRunner(store: store, cache: cache, logger: TestServices.logger)
+            // Drafts are not paid.
+            #expect(await runner.runOccasionsOnce() == false)
+            for campaign in [birthday, welcome] {
+                #expect(try await api.call(.post, "/v1/campaigns/\(campaign)/schedule", token: api.marketer).status == .ok)
+                try await api.call(.post, "/v1/campaigns/\(campaign)/trigger", token: api.marketer)
+                    .expectProblem(.conflict, "not_a_bonus_campaign")
+            }
+            #expect(await runner.runOccasionsOnce() == true)
+            #expect(await runner.runOccasionsOnce() == false)
+            let after = try await api.call(.get, "/v1/campaigns/\(birthday)", token: api.readonly).json
+            #expect(after["state"]?.string == "running")
+            #expect(after["progress"]?["awarded_members"]?.int == 1 && after["progress"]?["awarded_points"]?.int == 300)
+            let balance = try await api.call(.get, "/v1/members/\(id)/balances", token: api.readonly)
+            #expect(balance.text.contains("300"), "\(balance.text)")
+            // The till's cached copy from before the bonus is not served any more.
+            #expect(await cache.member(id: id) == .miss)
         }
     }
 }

@@ -12,7 +12,7 @@ enum CampaignInput {
     static let maximumNameLength = 100
     static let expiryDays: ClosedRange<Int64> = 1...3_650
 
-    /// A new campaign, either kind, always created as a draft.
+    /// A new campaign of any kind, always created as a draft.
     typealias Campaign = CampaignSpec
 
     // MARK: Segments
@@ -80,8 +80,8 @@ enum CampaignInput {
         let own: Set<String>
         switch kind {
         case "multiplier": own = multiplierFields
-        case "bonus": own = bonusFields
-        default: throw .invalidBody("field \"kind\" must be \"multiplier\" or \"bonus\"")
+        case "bonus", "birthday", "welcome": own = bonusFields
+        default: throw .invalidBody("field \"kind\" must be \"multiplier\", \"bonus\", \"birthday\" or \"welcome\"")
         }
         if let other = body.fields.keys.filter({ !commonFields.contains($0) && !own.contains($0) }).sorted().first {
             throw .invalidBody("field \"\(other)\" is not for \(kind) campaigns")
@@ -92,7 +92,7 @@ enum CampaignInput {
         guard endsAt > startsAt else { throw .invalidBody("field \"ends_at\" must be after starts_at") }
         let segmentID = try positive(body, "segment_id", required: kind == "bonus")
 
-        if kind == "bonus" {
+        if let bonusKind = BonusKind(rawValue: kind) {
             let points = try body.required("bonus_points", body.integer)
             guard points > 0 else { throw .invalidBody("field \"bonus_points\" must be a positive integer") }
             let days = try body.required("bonus_expires_days", body.integer)
@@ -102,7 +102,7 @@ enum CampaignInput {
             let budget = try body.integer("budget_points").value
             if let budget, budget < 0 { throw .invalidBody("field \"budget_points\" must not be negative") }
             return .bonus(BonusCampaignDraft(
-                name: name, startsAt: startsAt, endsAt: endsAt, segmentID: segmentID ?? 0, bonusPoints: points,
+                kind: bonusKind, name: name, startsAt: startsAt, endsAt: endsAt, segmentID: segmentID, bonusPoints: points,
                 expiresDays: Int(days), budgetPoints: budget))
         }
 
@@ -136,10 +136,10 @@ enum CampaignInput {
         if patch.fields["kind"] != nil { throw .invalidBody("field \"kind\" cannot change; create a new campaign") }
         try patch.allowOnly(patchable)
         guard !patch.fields.isEmpty else { throw .invalidBody("the body names no field to change") }
-        guard draft.kind == "multiplier" || draft.kind == "bonus", case .object(let current) = draft.representation else {
+        guard draft.kind == "multiplier" || BonusKind(rawValue: draft.kind) != nil, case .object(let current) = draft.representation else {
             throw APIProblem(.conflict, "a \(draft.kind) campaign cannot be changed through the API")
         }
-        let own = draft.kind == "bonus" ? bonusFields : multiplierFields
+        let own = draft.kind == "multiplier" ? multiplierFields : bonusFields
         var merged: [String: JSONValue] = ["kind": .string(draft.kind)]
         for key in commonFields.union(own).subtracting(["kind"]) {
             if let value = current[key], value != .null { merged[key] = value }

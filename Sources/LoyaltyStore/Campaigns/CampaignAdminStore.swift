@@ -22,18 +22,35 @@ public struct AdminCampaign: Sendable, Equatable {
     public var representation: JSONValue
 }
 
-/// What a bonus campaign is created with (validated by the caller; the table's CHECKs are the last word).
+/// Which award a bonus-like campaign pays: a blast a marketer triggers, or one the runner pays on a schedule.
+public enum BonusKind: String, Sendable, CaseIterable {
+    /// Once to every member of a segment, when triggered.
+    case bonus
+    /// To each member (of the segment, if any) on their birthday, once a year, inside the window.
+    case birthday
+    /// Once to each member (of the segment, if any) whose first purchase falls inside the window.
+    case welcome
+}
+
+/// What a bonus, birthday or welcome campaign is created with (validated by the caller; the table's CHECKs are
+/// the last word).
 public struct BonusCampaignDraft: Sendable, Equatable {
+    public var kind: BonusKind
     public var name: String
     public var startsAt: Date
     public var endsAt: Date
-    public var segmentID: Int64
+    /// Required for a blast; optional for birthday and welcome campaigns (nil: every member).
+    public var segmentID: Int64?
     public var bonusPoints: Int64
     public var expiresDays: Int
     /// nil: no cap.
     public var budgetPoints: Int64?
 
-    public init(name: String, startsAt: Date, endsAt: Date, segmentID: Int64, bonusPoints: Int64, expiresDays: Int, budgetPoints: Int64?) {
+    public init(
+        kind: BonusKind = .bonus, name: String, startsAt: Date, endsAt: Date, segmentID: Int64?, bonusPoints: Int64, expiresDays: Int,
+        budgetPoints: Int64?
+    ) {
+        self.kind = kind
         self.name = name
         self.startsAt = startsAt
         self.endsAt = endsAt
@@ -53,7 +70,7 @@ public enum CampaignSpec: Sendable, Equatable {
     public var kind: String {
         switch self {
         case .multiplier: "multiplier"
-        case .bonus: "bonus"
+        case .bonus(let draft): draft.kind.rawValue
         }
     }
 }
@@ -122,7 +139,7 @@ public struct CampaignAdminStore: Sendable {
             'budget_points', c.budget_points, 'created_by', c.created_by,
             'created_at', to_char(c.created_at AT TIME ZONE 'UTC', \(timestamp)),
             'updated_at', to_char(c.updated_at AT TIME ZONE 'UTC', \(timestamp)))::text,
-        CASE WHEN c.kind = 'bonus' THEN campaign_progress(c.campaign_id)::text END
+        CASE WHEN c.kind <> 'multiplier' THEN campaign_progress(c.campaign_id)::text END
         """
 
     // MARK: Segments
@@ -292,17 +309,17 @@ public struct CampaignAdminStore: Sendable {
         }
     }
 
-    /// A bonus campaign in state draft. An unknown segment is `invalid` naming `segment_id`.
+    /// A bonus, birthday or welcome campaign in state draft. An unknown segment is `invalid` naming `segment_id`.
     public func createBonus(_ draft: BonusCampaignDraft, audit: AuditContext) async throws -> AdminCampaign {
         let logger = self.logger
         let createdBy = audit.actor.ledgerActor
         return try await client.transaction(logger: logger) { connection in
-            try await Self.requireSegment(draft.segmentID, on: connection, logger: logger)
+            if let segmentID = draft.segmentID { try await Self.requireSegment(segmentID, on: connection, logger: logger) }
             let rows = try await connection.query(
                 """
                 INSERT INTO campaigns (name, kind, state, starts_at, ends_at, segment_id, bonus_points, bonus_expires_days,
                                        budget_points, created_by)
-                VALUES (\(draft.name), 'bonus', 'draft', \(draft.startsAt), \(draft.endsAt), \(draft.segmentID), \(draft.bonusPoints),
+                VALUES (\(draft.name), \(draft.kind.rawValue), 'draft', \(draft.startsAt), \(draft.endsAt), \(draft.segmentID)::bigint, \(draft.bonusPoints),
                         \(Int32(draft.expiresDays)), \(draft.budgetPoints)::bigint, \(createdBy))
                 RETURNING campaign_id
                 """, logger: logger)
@@ -340,11 +357,11 @@ public struct CampaignAdminStore: Sendable {
                     WHERE campaign_id = \(campaignID) RETURNING campaign_id
                     """, logger: logger)
             case .bonus(let draft):
-                try await Self.requireSegment(draft.segmentID, on: connection, logger: logger)
+                if let segmentID = draft.segmentID { try await Self.requireSegment(segmentID, on: connection, logger: logger) }
                 rows = try await connection.query(
                     """
                     UPDATE campaigns SET name = \(draft.name), starts_at = \(draft.startsAt), ends_at = \(draft.endsAt),
-                        segment_id = \(draft.segmentID), bonus_points = \(draft.bonusPoints),
+                        segment_id = \(draft.segmentID)::bigint, bonus_points = \(draft.bonusPoints),
                         bonus_expires_days = \(Int32(draft.expiresDays)), budget_points = \(draft.budgetPoints)::bigint,
                         updated_at = now()
                     WHERE campaign_id = \(campaignID) RETURNING campaign_id

@@ -83,7 +83,17 @@ public struct CampaignProgress: Sendable, Codable, Equatable {
     public var finishReason: String?
     public var elapsedS: Double?
     public var paid: Int?
+    /// From a blast batch: the run is over.
     public var done: Bool?
+    /// From a birthday or welcome pass: there is more to pay now (call again at once).
+    public var more: Bool?
+    /// From a batch: [member id, new ledger version] of each member it paid, for the member cache.
+    public var paidMembers: [[Int64]]?
+
+    /// `paidMembers` as pairs; malformed pairs are dropped (the cache entry then simply ages out).
+    public var paidMemberVersions: [(memberID: Int64, ledgerVersion: Int64)] {
+        (paidMembers ?? []).compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
+    }
 
     /// Members paid per second so far.
     public var ratePerS: Double? {
@@ -156,6 +166,48 @@ extension CampaignStore {
         } catch .invariantViolated {
             return nil
         }
+    }
+
+    /// One pass of a birthday or welcome campaign (`campaign_occasion_batch`): pays up to `batchSize` members;
+    /// `more` says whether to call again at once. `now` is for tests (the database's clock otherwise).
+    public func occasionBatch(_ campaignID: Int64, batchSize: Int, actor: String, now: Date? = nil) async throws(LedgerStoreError) -> CampaignProgress {
+        if let now {
+            return try await progressCall("SELECT campaign_occasion_batch(\(campaignID), \(Int32(batchSize)), \(actor), \(now))::text")
+        }
+        return try await progressCall("SELECT campaign_occasion_batch(\(campaignID), \(Int32(batchSize)), \(actor))::text")
+    }
+
+    /// Birthday and welcome campaigns whose window has opened and that are not over (scheduled ones start on
+    /// their first pass).
+    public func liveOccasionCampaigns(now: Date? = nil) async throws -> [Int64] {
+        let rows = try await client.query(
+            """
+            SELECT campaign_id FROM campaigns
+            WHERE kind IN ('birthday', 'welcome') AND state IN ('scheduled', 'running')
+              AND starts_at <= coalesce(\(now)::timestamptz, now())
+            ORDER BY campaign_id LIMIT 1000
+            """, logger: logger)
+        var ids: [Int64] = []
+        for try await id in rows.decode(Int64.self) { ids.append(id) }
+        return ids
+    }
+
+    /// A birthday or welcome campaign (kind `birthday` or `welcome`), scheduled; for tests and scripts. The admin
+    /// API creates drafts through `CampaignAdminStore`.
+    public func createOccasion(
+        kind: String, name: String, segmentID: Int64?, bonusPoints: Int64, expiresDays: Int, budgetPoints: Int64?,
+        startsAt: Date, endsAt: Date, createdBy: String
+    ) async throws -> Int64 {
+        let rows = try await client.query(
+            """
+            INSERT INTO campaigns (name, kind, state, starts_at, ends_at, segment_id, bonus_points, bonus_expires_days,
+                                   budget_points, created_by)
+            VALUES (\(name), \(kind), 'scheduled', \(startsAt), \(endsAt), \(segmentID)::bigint, \(bonusPoints), \(Int32(expiresDays)),
+                    \(budgetPoints)::bigint, \(createdBy))
+            RETURNING campaign_id
+            """, logger: logger)
+        for try await id in rows.decode(Int64.self) { return id }
+        throw StoreError.notFound("the new campaign's id")
     }
 
     /// Bonus campaigns whose run is under way (a server that restarts picks them up again).

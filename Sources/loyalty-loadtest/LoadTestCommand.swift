@@ -11,7 +11,7 @@ struct LoadTestCommand: AsyncParsableCommand {
         commandName: "loyalty-loadtest",
         abstract: "Load generator for the POS protocol: seed members and terminals, run scenarios, report ratios to baselines.",
         discussion: "loadtests/run.sh runs the whole measurement (services, server, baselines, scenarios) in one go.",
-        subcommands: [Seed.self, Run.self, Blast.self, Report.self])
+        subcommands: [Seed.self, Run.self, Blast.self, Report.self, Chaos.self])
 }
 
 struct DatabaseOption: ParsableArguments {

@@ -11,8 +11,6 @@ import ServiceLifecycle
 /// Members a batch paid get their cached balance marked old, so a till does not show the balance before the bonus.
 public struct CampaignRunner: Service {
     public static let batchSize = 500
-    /// Cache invalidations in flight at once after a batch (pipelined on the Redis connection).
-    static let maximumInvalidationsInFlight = 32
 
     let store: CampaignStore
     let cache: MemberCache?
@@ -92,7 +90,7 @@ public struct CampaignRunner: Service {
                 break
             }
             paidTotal += progress.paid ?? 0
-            await invalidateCachedBalances(progress.paidMemberVersions)
+            if let cache { await cache.markOld(progress.paidMemberVersions, logger: logger) }
             // A blast goes on until its run is over; a birthday or welcome pass until nothing more is due now.
             let finished = kind == "bonus" ? progress.done == true : progress.more != true
             if ContinuousClock.now - lastLog > .seconds(5) || (finished && paidTotal > 0) {
@@ -107,31 +105,5 @@ public struct CampaignRunner: Service {
             if finished { break }
         }
         return paidTotal
-    }
-
-    /// Marks the members' cached snapshots as older than their new ledger version; a failure only costs a miss
-    /// (the cache moves to a new epoch after an outage), so it is logged, not retried.
-    private func invalidateCachedBalances(_ members: [(memberID: Int64, ledgerVersion: Int64)]) async {
-        guard let cache, !members.isEmpty else { return }
-        var failures = 0
-        await withTaskGroup(of: Bool.self) { group in
-            var next = 0
-            func addNext() {
-                let member = members[next]
-                next += 1
-                group.addTask {
-                    do { try await cache.invalidate(memberID: member.memberID, ledgerVersion: member.ledgerVersion) } catch { return false }
-                    return true
-                }
-            }
-            while next < min(members.count, Self.maximumInvalidationsInFlight) { addNext() }
-            for await ok in group {
-                if !ok { failures += 1 }
-                if next < members.count { addNext() }
-            }
-        }
-        if failures > 0 {
-            logger.warning("member cache invalidation refused after a campaign batch", metadata: ["members": "\(failures)"])
-        }
     }
 }

@@ -1,10 +1,12 @@
 import Logging
+import LoyaltyCache
 import LoyaltyStore
 import ServiceLifecycle
 
 /// Runs the ledger's housekeeping inside the server: pending lots become available after the return window,
 /// due lots expire, abandoned holds are released. Each run works in bounded batches until a batch comes back
-/// short; several servers may run it at once (the SQL locks members with SKIP LOCKED).
+/// short; several servers may run it at once (the SQL locks members with SKIP LOCKED). Members a batch changed get
+/// their cached balances marked old, so a till does not go on showing pending points as pending or expired ones.
 public struct LedgerJobsService: Service {
     public var intervalMs: Int
     public var batchSize: Int
@@ -13,14 +15,16 @@ public struct LedgerJobsService: Service {
     let ledger: LedgerStore
     let tiers: TierStore?
     let rules: CurrentRules?
+    let cache: MemberCache?
     let logger: Logger
 
     public init(
-        ledger: LedgerStore, tiers: TierStore? = nil, rules: CurrentRules? = nil, intervalMs: Int = 10_000,
-        batchSize: Int = 500, logger: Logger
+        ledger: LedgerStore, tiers: TierStore? = nil, rules: CurrentRules? = nil, cache: MemberCache? = nil,
+        intervalMs: Int = 10_000, batchSize: Int = 500, logger: Logger
     ) {
         precondition(intervalMs >= 100 && batchSize > 0 && batchSize <= 10_000)
         self.ledger = ledger
+        self.cache = cache
         self.tiers = tiers
         self.rules = rules
         self.intervalMs = intervalMs
@@ -68,6 +72,7 @@ public struct LedgerJobsService: Service {
             var total = JobBatchResult(members: 0, lots: 0, amount: 0, holds: 0)
             for _ in 0..<maximumBatchesPerRun {
                 do {
+                    let before = cache == nil ? 0 : try await ledger.newestEntryID()
                     let result = try await ledger.runJobBatch(job, batchSize: batchSize)
                     total.members! += result.members ?? 0
                     total.lots! += result.lots ?? 0
@@ -77,6 +82,9 @@ public struct LedgerJobsService: Service {
                     // its members (SKIP LOCKED), and the members behind them are still due.
                     let worked = (result.lots ?? result.holds ?? 0)
                     if worked == 0 { break }
+                    if let cache {
+                        await cache.markOld(try await ledger.membersChanged(by: job, after: before), logger: logger)
+                    }
                 } catch {
                     logger.error("ledger job failed", metadata: ["job": "\(job.rawValue)", "error": "\(error)"])
                     break

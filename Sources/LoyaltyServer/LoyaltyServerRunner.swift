@@ -63,7 +63,7 @@ public enum LoyaltyServerRunner {
                 postgres: postgres, cache: cache, metrics: metrics)
             let jobs = LedgerJobsService(
                 ledger: LedgerStore(client: postgres, logger: logger), tiers: TierStore(client: postgres, logger: logger),
-                rules: rules, logger: logger)
+                rules: rules, cache: cache, logger: logger)
             let services = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory)), .init(service: ActiveCampaignsRefresher(campaigns: campaigns)),

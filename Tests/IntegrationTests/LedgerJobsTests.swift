@@ -1,4 +1,5 @@
 import Foundation
+import LoyaltyCache
 import LoyaltyServer
 import LoyaltyStore
 import LoyaltyTestSupport
@@ -48,6 +49,36 @@ struct LedgerJobsTests {
                 #expect(try await ledger.balances(memberID: member, unit: .points) == MemberBalances(available: 100, pending: 0, held: 0))
             }
             #expect(try await LedgerAudit(client: client, logger: TestServices.logger).run().isClean)
+        }
+    }
+
+    @Test("a job that changes a member's balances marks the till's cached copy as old")
+    func jobsMarkCachedBalancesOld() async throws {
+        try await TestServices.withMigratedDatabase { _, client in
+            let ledger = LedgerStore(client: client, logger: TestServices.logger)
+            let member = try await MemberStore(client: client, logger: TestServices.logger).create(NewMember())
+            let untouched = try await MemberStore(client: client, logger: TestServices.logger).create(NewMember())
+            let now = Date()
+            let receipt = try await ledger.accrue(
+                AccrualRequest(memberID: member, unit: .points, amount: 100, availableAt: now.addingTimeInterval(1),
+                               expiresAt: nil, occurredAt: now, actor: "t"),
+                key: try IdempotencyKey(scope: "test", key: "pending"))
+            var configuration = MemberCache.Configuration()
+            configuration.namespace = "test-jobs-\(UUID().uuidString.prefix(8))"
+            let cache = try MemberCache(redis: try TestServices.redisClient(), configuration: configuration, logger: TestServices.logger)
+            func snapshot(_ id: Int64, version: Int64) -> CachedMember {
+                CachedMember(
+                    memberID: id, tierCode: "base", tierName: "Member", status: "active", cardNumber: nil,
+                    points: .init(available: 0, pending: 100), cashbackMinor: .init(available: 0), ledgerVersion: version)
+            }
+            #expect(try await cache.put(snapshot(member, version: receipt.ledgerVersion)) == .stored)
+            #expect(try await cache.put(snapshot(untouched, version: 0)) == .stored)
+            try await Task.sleep(for: .milliseconds(1_200))
+
+            let jobs = LedgerJobsService(ledger: ledger, cache: cache, logger: TestServices.logger)
+            #expect(await jobs.runOnce()[.activatePending]?.amount == 100)
+            #expect(await cache.member(id: member) == .miss)
+            #expect(await cache.member(id: untouched) == .hit(snapshot(untouched, version: 0)))
         }
     }
 }

@@ -84,6 +84,27 @@ public struct LedgerStore: Sendable {
         return try await call(query)
     }
 
+    /// The newest journal entry id, read before a job batch so `membersChanged` can say whom the batch touched.
+    public func newestEntryID() async throws -> Int64 {
+        let rows = try await client.query("SELECT coalesce(max(entry_id), 0) FROM journal_entries", logger: logger)
+        for try await id in rows.decode(Int64.self) { return id }
+        return 0
+    }
+
+    /// Members with entries by `job` after `entryID`, with their ledger versions now (for the member cache). A
+    /// concurrent batch of the same job on another server may add members: refreshing those too costs a miss.
+    public func membersChanged(by job: LedgerJob, after entryID: Int64, limit: Int = 10_000) async throws -> [(memberID: Int64, ledgerVersion: Int64)] {
+        let rows = try await client.query(
+            """
+            SELECT m.member_id, m.ledger_version FROM members m
+            WHERE m.member_id IN (SELECT e.member_id FROM journal_entries e WHERE e.entry_id > \(entryID) AND e.actor = \(job.actor))
+            ORDER BY m.member_id LIMIT \(Int64(limit))
+            """, logger: logger)
+        var members: [(memberID: Int64, ledgerVersion: Int64)] = []
+        for try await (id, version) in rows.decode((Int64, Int64).self) { members.append((id, version)) }
+        return members
+    }
+
     public func balances(memberID: Int64, unit: LedgerUnit) async throws(LedgerStoreError) -> MemberBalances {
         try await call("SELECT ledger_balances(\(memberID), \(unit.rawValue))::text")
     }
@@ -129,6 +150,15 @@ public enum LedgerJob: String, Sendable, CaseIterable {
     case activatePending = "activate-pending"
     case expireLots = "expire-lots"
     case expireHolds = "expire-holds"
+
+    /// The actor its journal entries carry (set by the SQL job functions).
+    public var actor: String {
+        switch self {
+        case .activatePending: "job:activation"
+        case .expireLots: "job:expiry"
+        case .expireHolds: "job:hold-expiry"
+        }
+    }
 }
 
 enum LedgerJSON {

@@ -47,6 +47,13 @@ public final class CurrentRules: Sendable {
 
     public var knownVersions: [String] { state.withLock { $0.history.map(\.rules.version) } }
 
+    /// When the rules in force were activated: by this process, or by any server once `synchronize` has run.
+    public var currentActivatedAt: Date {
+        state.withLock { state in
+            state.history.last(where: { $0.rules.version == state.current.version })?.activatedAt ?? Date()
+        }
+    }
+
     /// Records the rules in force as activated (unless they already are the latest) and loads the recent history,
     /// so `rules(at:)` answers for times before this process started. Versions that no longer load are skipped.
     public func synchronize(with store: RulesHistoryStore) async throws {
@@ -77,21 +84,24 @@ public final class CurrentRules: Sendable {
     }
 
     @discardableResult
-    public func reload() -> ReloadOutcome {
+    public func reload() -> ReloadOutcome { reloadReportingError().outcome }
+
+    /// `reload`, with the loader's error when the rules were rejected (its `issues` name file, line and field).
+    public func reloadReportingError() -> (outcome: ReloadOutcome, error: RulesError?) {
         let old = current.version
         do {
             let fresh = try RulesLoader.load(directory: directory)
-            guard fresh.version != old else { return .unchanged(version: old) }
+            guard fresh.version != old else { return (.unchanged(version: old), nil) }
             state.withLock { state in
                 state.current = fresh
                 state.history.append((Date(), fresh))
                 if state.history.count > RulesHistoryStore.maximumVersions { state.history.removeFirst() }
             }
             logger.notice("rules reloaded", metadata: ["from": "\(old)", "to": "\(fresh.version)"])
-            return .reloaded(from: old, to: fresh.version)
+            return (.reloaded(from: old, to: fresh.version), nil)
         } catch {
             logger.error("rules reload rejected; keeping the rules in force", metadata: ["version": "\(old)", "error": "\(error)"])
-            return .rejected(keptVersion: old, reason: "\(error)")
+            return (.rejected(keptVersion: old, reason: "\(error)"), error)
         }
     }
 

@@ -22,6 +22,11 @@ enum ProblemCode: String, Sendable, CaseIterable {
     case campaignEnded = "campaign_ended"
     case campaignAlreadyRunning = "campaign_already_running"
     case campaignHasNoSegment = "campaign_has_no_segment"
+    case unknownTier = "unknown_tier"
+    case tierInUse = "tier_in_use"
+    case tierRankTaken = "tier_rank_taken"
+    case tierThresholdsNotIncreasing = "tier_thresholds_not_increasing"
+    case tierLadderInvalid = "tier_ladder_invalid"
     case unavailable
     case internalError = "internal"
 
@@ -29,10 +34,11 @@ enum ProblemCode: String, Sendable, CaseIterable {
         switch self {
         case .unauthenticated: .unauthorized
         case .forbidden: .forbidden
-        case .notFound, .unknownMember, .unknownCampaign: .notFound
+        case .notFound, .unknownMember, .unknownCampaign, .unknownTier: .notFound
         case .invalidBody, .invalidParameter, .invalidAmount: .badRequest
         case .conflict, .insufficientBalance, .memberNotActive, .idempotencyConflict, .notABonusCampaign, .campaignEnded,
-            .campaignAlreadyRunning, .campaignHasNoSegment:
+            .campaignAlreadyRunning, .campaignHasNoSegment, .tierInUse, .tierRankTaken, .tierThresholdsNotIncreasing,
+            .tierLadderInvalid:
             .conflict
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
@@ -61,6 +67,11 @@ enum ProblemCode: String, Sendable, CaseIterable {
         case .campaignEnded: "Campaign ended"
         case .campaignAlreadyRunning: "Campaign already running"
         case .campaignHasNoSegment: "Campaign has no segment"
+        case .unknownTier: "Unknown tier"
+        case .tierInUse: "Tier in use"
+        case .tierRankTaken: "Tier rank taken"
+        case .tierThresholdsNotIncreasing: "Tier thresholds must rise with rank"
+        case .tierLadderInvalid: "Tier ladder would be invalid"
         case .unavailable: "Service unavailable"
         case .internalError: "Internal error"
         }

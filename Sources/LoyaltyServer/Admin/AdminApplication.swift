@@ -14,6 +14,7 @@ public enum AdminApplication {
     ///   - cache: the till's member cache, invalidated after member writes; nil when there is none.
     ///   - metrics: the Prometheus registry the process bootstrapped swift-metrics with, served at `/metrics`;
     ///     nil answers 404 there.
+    ///   - rules: the rules in force, shown, validated against and reloaded by `/v1/rules`; nil answers 404 there.
     ///   - openAPIPath: the API document served at `/openapi.json`, read once here, relative to the working
     ///     directory like `rules/` and `migrations/`.
     public static func build(
@@ -24,12 +25,13 @@ public enum AdminApplication {
         postgres: PostgresClient? = nil,
         cache: MemberCache? = nil,
         policy: AdminPolicy = AdminPolicy(),
+        rules: CurrentRules? = nil,
         openAPIPath: String = "docs/openapi.json",
         metrics: PrometheusCollectorRegistry? = nil
     ) -> some ApplicationProtocol {
         let services = AdminServices(
             postgres: postgres ?? probe.postgres, probe: probe, cache: cache, policy: policy,
-            openAPIDocument: loadDocument(openAPIPath, logger: logger), metrics: metrics)
+            openAPIDocument: loadDocument(openAPIPath, logger: logger), metrics: metrics, rules: rules)
         let router = Router(context: AdminRequestContext.self)
         // Order matters: the request id first, so every problem and log line below carries it.
         router.add(middleware: RequestIDMiddleware())

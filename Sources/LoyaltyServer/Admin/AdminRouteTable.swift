@@ -1,14 +1,16 @@
 import Hummingbird
 import LoyaltyStore
 
-/// Every route of the admin HTTP API, in one table. Roles: `admin` may do everything; `marketer` reads member
-/// search and balances and manages segments and campaigns; `support` reads and updates members, blocks and unblocks, reads ledger history and
-/// adjusts up to `AdminPolicy.supportAdjustmentLimit`; `readonly` may only GET.
+/// Every route of the admin HTTP API, in one table. Roles: `admin` may do everything (alone: tier changes,
+/// terminals, rules reload, the audit log); `marketer` reads member search and balances, manages segments and
+/// campaigns, validates rules and reads reports; `support` reads and updates members, blocks and unblocks, reads
+/// ledger history and adjusts up to `AdminPolicy.supportAdjustmentLimit`; `readonly` may only GET (reports too).
 public enum AdminRouteTable {
     static let readers: Set<AdminRole> = [.admin, .marketer, .support, .readonly]
     static let staff: Set<AdminRole> = [.admin, .support]
     static let adminOnly: Set<AdminRole> = [.admin]
     static let marketing: Set<AdminRole> = [.admin, .marketer]
+    static let reporting: Set<AdminRole> = [.admin, .marketer, .readonly]
 
     public static let routes: [AdminRoute] = [
         AdminRoute(.get, "/health", .anonymous, HealthRoutes.health),
@@ -41,6 +43,26 @@ public enum AdminRouteTable {
         AdminRoute(.post, "/v1/campaigns/{id}/schedule", .roles(marketing), CampaignRoutes.schedule),
         AdminRoute(.post, "/v1/campaigns/{id}/cancel", .roles(marketing), CampaignRoutes.cancel),
         AdminRoute(.post, "/v1/campaigns/{id}/trigger", .roles(marketing), CampaignRoutes.trigger),
+
+        AdminRoute(.get, "/v1/tiers", .roles(readers), TierRoutes.list),
+        AdminRoute(.post, "/v1/tiers", .roles(adminOnly), TierRoutes.create),
+        AdminRoute(.get, "/v1/tiers/{code}", .roles(readers), TierRoutes.get),
+        AdminRoute(.patch, "/v1/tiers/{code}", .roles(adminOnly), TierRoutes.update),
+        AdminRoute(.delete, "/v1/tiers/{code}", .roles(adminOnly), TierRoutes.delete),
+
+        AdminRoute(.get, "/v1/terminals", .roles(adminOnly), TerminalRoutes.list),
+        AdminRoute(.post, "/v1/terminals", .roles(adminOnly), TerminalRoutes.register),
+        AdminRoute(.get, "/v1/terminals/{id}", .roles(adminOnly), TerminalRoutes.get),
+        AdminRoute(.post, "/v1/terminals/{id}/rotate", .roles(adminOnly), TerminalRoutes.rotate),
+        AdminRoute(.post, "/v1/terminals/{id}/disable", .roles(adminOnly), TerminalRoutes.disable),
+
+        AdminRoute(.get, "/v1/rules", .roles(readers), RulesRoutes.current),
+        AdminRoute(.post, "/v1/rules/validate", .roles(marketing), RulesRoutes.validate),
+        AdminRoute(.post, "/v1/rules/reload", .roles(adminOnly), RulesRoutes.reload),
+
+        AdminRoute(.get, "/v1/reports/liability", .roles(reporting), ReportRoutes.liability),
+        AdminRoute(.get, "/v1/reports/expiring", .roles(reporting), ReportRoutes.expiring),
+        AdminRoute(.get, "/v1/reports/daily", .roles(reporting), ReportRoutes.daily),
 
         AdminRoute(.get, "/v1/audit", .roles(adminOnly), AuditRoutes.list),
     ]

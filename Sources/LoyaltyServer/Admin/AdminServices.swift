@@ -29,6 +29,8 @@ struct AdminServices: Sendable {
     let openAPIDocument: ByteBuffer?
     /// What `/metrics` exports; nil when the process bootstrapped no metrics backend.
     let metrics: PrometheusCollectorRegistry?
+    /// The rules in force, for `/v1/rules`; nil when the process serves no rules (the rules routes answer 404).
+    let rules: CurrentRules?
 
     var authenticator: AdminAuthenticator { AdminAuthenticator(postgres: postgres) }
 
@@ -46,6 +48,22 @@ struct AdminServices: Sendable {
 
     func campaignRuns(_ context: AdminRequestContext) -> CampaignStore {
         CampaignStore(client: postgres, logger: context.logger)
+    }
+
+    func tiers(_ context: AdminRequestContext) -> TierStore {
+        TierStore(client: postgres, logger: context.logger)
+    }
+
+    func terminals(_ context: AdminRequestContext) -> TerminalStore {
+        TerminalStore(client: postgres, logger: context.logger)
+    }
+
+    func reports(_ context: AdminRequestContext) -> ReportStore {
+        ReportStore(client: postgres, logger: context.logger)
+    }
+
+    func rulesHistory(_ context: AdminRequestContext) -> RulesHistoryStore {
+        RulesHistoryStore(client: postgres, logger: context.logger)
     }
 
     func auditLog(_ context: AdminRequestContext) -> AuditLogStore {

@@ -35,6 +35,8 @@ struct ProblemMiddleware: RouterMiddleware {
             }
         case let error as LedgerStoreError:
             return ledgerProblem(error)
+        case let error as TierChangeError:
+            return TierRoutes.problem(error)
         case is NIOTooManyBytesError:
             return APIProblem(.payloadTooLarge, "the request body is larger than \(JSONRequestBody.maximumBytes) bytes")
         case let error as HTTPError:

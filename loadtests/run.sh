@@ -21,12 +21,13 @@ DURATION="${LOADTEST_DURATION:-15}"
 STATE_DIR="${LOYALTY_STATE_DIR:-$ROOT/.local}"   # where scripts/services.sh keeps its PostgreSQL and Redis
 RESULTS="$ROOT/.local/loadtest-results"
 SECRET="$ROOT/.local/loadtest-secret"
+ADMIN_TOKEN="$ROOT/.local/loadtest-admin-token"
 SERVER_LOG="$ROOT/.local/loadtest-server.log"
 BIN="$ROOT/.build/release"
 LT_DB=loyalty_loadtest
 PGB_DB=loyalty_pgbench
 SCENARIO_DIR=loadtests/scenarios
-SCENARIOS=(lookup-only commit-only checkout-mix hot-member)
+SCENARIOS=(lookup-only commit-only checkout-mix hot-member admin-read-mix)
 
 log() { printf '[loadtest] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -160,6 +161,10 @@ log "seeding $MEMBERS members and $CONNECTIONS terminals (≤ $B_SEED s)"
 bounded "$B_SEED" "$BIN/loyalty-loadtest" seed --database-url "$LT_URL" --members "$MEMBERS" \
     --terminals "$CONNECTIONS" --secret-file "$SECRET"
 
+# A readonly admin token for the admin-API read mix (only its hash is stored).
+bounded "$B_MIGRATE" "$BIN/loyalty" token create --role readonly --name "load test" --database-url "$LT_URL" \
+    | tail -n1 >"$ADMIN_TOKEN" || die "could not create the load-test admin token"
+
 # 5. The server, on free loopback ports, under a timeout that outlasts the rest of the run.
 read -r POS_PORT ADMIN_PORT < <(python3 -c 'import socket
 s = [socket.socket() for _ in range(2)]
@@ -198,6 +203,15 @@ PGBENCH_TPS="$(sed -nE 's/^tps = ([0-9.]+) \((without initial connection time|ex
 PGBENCH_LAT="$(sed -nE 's/^latency average = ([0-9.]+) ms.*/\1/p' "$RESULTS/pgbench.log" | head -n1)"
 log "pgbench: $PGBENCH_TPS tps${PGBENCH_LAT:+, latency average $PGBENCH_LAT ms}"
 
+# Reads: what PostgreSQL answers to one indexed SELECT per transaction, for the admin-API read mix (which runs
+# CONNECTIONS concurrent requests, one each).
+log "pgbench: select-only, $CONNECTIONS clients, ${DURATION} s, prepared statements"
+bounded "$B_PGB_RUN" "$PGBENCH" -S -c "$CONNECTIONS" -j 2 -T "$DURATION" -M prepared "$(db_url "$PGB_DB")" \
+    >"$RESULTS/pgbench-select.log" 2>&1 || { cat "$RESULTS/pgbench-select.log" >&2; die "pgbench -S failed"; }
+PGBENCH_SELECT_TPS="$(sed -nE 's/^tps = ([0-9.]+) \((without initial connection time|excluding connections establishing)\).*/\1/p' "$RESULTS/pgbench-select.log" | head -n1)"
+[ -n "$PGBENCH_SELECT_TPS" ] || { cat "$RESULTS/pgbench-select.log" >&2; die "no tps line in the pgbench -S output"; }
+log "pgbench select-only: $PGBENCH_SELECT_TPS tps"
+
 CONCURRENCY=$((CONNECTIONS * PIPELINE))
 log "redis-benchmark: GET, $CONCURRENCY clients, 300000 requests"
 bounded "$B_REDIS" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONCURRENCY" -n 300000 -t get -q \
@@ -208,8 +222,8 @@ REDIS_LINE="$(tr '\r' '\n' <"$RESULTS/redis-benchmark.log" | grep -E '^GET: [0-9
 REDIS_GET_RPS="$(sed -E 's/^GET: ([0-9.]+) requests per second.*/\1/' <<<"$REDIS_LINE")"
 REDIS_P50="$(sed -nE 's/.*p50=([0-9.]+) msec.*/\1/p' <<<"$REDIS_LINE")"
 log "redis-benchmark: $REDIS_GET_RPS GET/s${REDIS_P50:+, p50 $REDIS_P50 ms}"
-printf 'PGBENCH_TPS=%s\nPGBENCH_LATENCY_AVG_MS=%s\nREDIS_GET_RPS=%s\nREDIS_GET_P50_MS=%s\n' \
-    "$PGBENCH_TPS" "$PGBENCH_LAT" "$REDIS_GET_RPS" "$REDIS_P50" >"$RESULTS/baselines.env"
+printf 'PGBENCH_TPS=%s\nPGBENCH_LATENCY_AVG_MS=%s\nPGBENCH_SELECT_TPS=%s\nREDIS_GET_RPS=%s\nREDIS_GET_P50_MS=%s\n' \
+    "$PGBENCH_TPS" "$PGBENCH_LAT" "$PGBENCH_SELECT_TPS" "$REDIS_GET_RPS" "$REDIS_P50" >"$RESULTS/baselines.env"
 
 # 7. Scenarios, then lookups again with Redis stopped (the PostgreSQL fallback).
 run_scenario() {  # run_scenario NAME [extra flags]
@@ -217,12 +231,15 @@ run_scenario() {  # run_scenario NAME [extra flags]
     server_up
     bounded "$B_SCENARIO" "$BIN/loyalty-loadtest" run --scenario "$SCENARIO_DIR/$name.json" \
         --host 127.0.0.1 --port "$POS_PORT" --secret-file "$SECRET" --database-url "$LT_URL" \
-        --connections "$CONNECTIONS" --pipeline "$PIPELINE" --duration-s "$DURATION" --server-pid "$SERVER_PID" "$@"
+        --admin-url "http://127.0.0.1:$ADMIN_PORT" --admin-token-file "$ADMIN_TOKEN" \
+        --connections "$CONNECTIONS" --duration-s "$DURATION" --server-pid "$SERVER_PID" "$@"
 }
 for name in "${SCENARIOS[@]}"; do
     if [ ! -f "$SCENARIO_DIR/$name.json" ]; then log "skipping $name: $SCENARIO_DIR/$name.json does not exist"; continue; fi
     log "scenario $name"
-    run_scenario "$name" --json "$RESULTS/$name.json"
+    # POS scenarios pipeline; the admin read mix sends one request per connection (HTTP/1.1).
+    pipeline=$PIPELINE; grep -q '"protocol": *"admin"' "$SCENARIO_DIR/$name.json" && pipeline=1
+    run_scenario "$name" --pipeline "$pipeline" --json "$RESULTS/$name.json"
 done
 if [ -f "$SCENARIO_DIR/lookup-only.json" ]; then
     log "stopping Redis for lookup-no-redis"
@@ -230,7 +247,7 @@ if [ -f "$SCENARIO_DIR/lookup-only.json" ]; then
     timeout 20 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
     sleep 2
     # Served from PostgreSQL: the issue's bar is a quarter of Redis's GET rate here.
-    run_scenario lookup-only --label lookup-no-redis --no-prewarm --target-ratio 0.25 --json "$RESULTS/lookup-no-redis.json"
+    run_scenario lookup-only --pipeline "$PIPELINE" --label lookup-no-redis --no-prewarm --target-ratio 0.25 --json "$RESULTS/lookup-no-redis.json"
     log "starting Redis again"
     start_redis_again || die "Redis did not start again"
     deadline=$((SECONDS + 15))   # does the server notice Redis is back?
@@ -248,7 +265,7 @@ shopt -s nullglob
 results=("$RESULTS"/*.json)
 [ ${#results[@]} -gt 0 ] || die "no scenario results (no scenario files in $SCENARIO_DIR/?)"
 bounded "$B_REPORT" "$BIN/loyalty-loadtest" report --baseline "pgbench-tps=$PGBENCH_TPS" \
-    --baseline "redis-get-rps=$REDIS_GET_RPS" "${results[@]}" >"$RESULTS/report.md"
+    --baseline "pgbench-select-tps=$PGBENCH_SELECT_TPS" --baseline "redis-get-rps=$REDIS_GET_RPS" "${results[@]}" >"$RESULTS/report.md"
 { echo; cat "$RESULTS/blast.txt"; } >>"$RESULTS/report.md"
 cat "$RESULTS/report.md"
 # 9. Stopping the server, dropping the scratch databases and stopping services is the EXIT trap's job.

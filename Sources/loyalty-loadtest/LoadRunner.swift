@@ -58,6 +58,8 @@ final class LoadRunner: Sendable {
         var hotMembers: Int?
         var serverPID: Int32?
         var prewarm = false
+        /// Set for an admin-API scenario: requests go over HTTP instead of POS connections.
+        var admin: AdminReads?
     }
 
     let settings: Settings
@@ -78,8 +80,12 @@ final class LoadRunner: Sendable {
     }
 
     func run() async throws -> (WorkerTally, measured: Duration, peakRSSMiB: Double?) {
-        var clients: [POSClient] = []
+        var clients: [POSClient?] = []
         for index in 0..<settings.connections {
+            if settings.admin != nil {
+                clients.append(nil)
+                continue
+            }
             let client = try await POSClient.connect(host: settings.host, port: settings.port)
             do {
                 try await client.hello(terminalID: "lt-\(index)", secret: settings.secret)
@@ -88,7 +94,7 @@ final class LoadRunner: Sendable {
             }
             clients.append(client)
         }
-        if settings.prewarm { try await prewarm(clients) }
+        if settings.prewarm, settings.admin == nil { try await prewarm(clients.compactMap { $0 }) }
         let start = ContinuousClock.now
         let measureFrom = start + settings.warmup
         let end = measureFrom + settings.duration
@@ -112,7 +118,7 @@ final class LoadRunner: Sendable {
             for try await tally in group { if let tally { total.merge(tally) } }
             return total
         }
-        for client in clients { await client.close() }
+        for client in clients { await client?.close() }
         let peak = peakRSSKiB.load(ordering: .relaxed)
         return (tally, settings.duration, peak > 0 ? Double(peak) / 1_024 : nil)
     }
@@ -150,7 +156,7 @@ final class LoadRunner: Sendable {
 
     // MARK: Loops
 
-    private func closedLoop(client: POSClient, worker: String, measureFrom: ContinuousClock.Instant, end: ContinuousClock.Instant) async -> WorkerTally {
+    private func closedLoop(client: POSClient?, worker: String, measureFrom: ContinuousClock.Instant, end: ContinuousClock.Instant) async -> WorkerTally {
         var tally = WorkerTally()
         var state = WorkerState(prefix: "\(runID)-\(worker)")
         while ContinuousClock.now < end {
@@ -167,7 +173,7 @@ final class LoadRunner: Sendable {
     /// Sends at a fixed rate whatever the answers do; a request's latency runs from when it was due, so a server
     /// that falls behind shows it (no coordinated omission). At most 1,000 outstanding per connection.
     private func openLoop(
-        client: POSClient, connection: Int, ratePerS: Double, start: ContinuousClock.Instant,
+        client: POSClient?, connection: Int, ratePerS: Double, start: ContinuousClock.Instant,
         measureFrom: ContinuousClock.Instant, end: ContinuousClock.Instant
     ) async throws -> WorkerTally {
         let interval = Duration.seconds(1 / max(ratePerS, 0.001))
@@ -239,9 +245,13 @@ final class LoadRunner: Sendable {
     }
 
     /// Performs one operation; returns how many protocol requests it took.
-    private func perform(_ operation: String, client: POSClient, state: inout WorkerState) async -> Result<Int, RequestFailed> {
+    private func perform(_ operation: String, client: POSClient?, state: inout WorkerState) async -> Result<Int, RequestFailed> {
         let index = members.pick(hot: settings.hotMembers)
         let memberID = members.ids[index]
+        if let admin = settings.admin {
+            return await admin.perform(operation, memberID: memberID, card: members.cards[index])
+        }
+        guard let client else { return .failure(RequestFailed(key: "no_connection")) }
         do {
             switch operation {
             case "lookup":

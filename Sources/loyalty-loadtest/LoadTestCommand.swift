@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Histogram
 import Logging
@@ -78,6 +79,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Write the figures as JSON here.") var json: String?
     @Option(name: .customLong("target-ratio"), help: "Target ratio for this run (overrides the scenario's).") var targetRatio: Double?
     @Flag(name: .customLong("no-prewarm"), help: "Skip the scenario's pre-warming lookups.") var noPrewarm = false
+    @Option(name: .customLong("admin-url"), help: "Admin API base URL, for admin-API scenarios.") var adminURL = "http://127.0.0.1:8080"
+    @Option(name: .customLong("admin-token-file"), help: "File holding an admin API bearer token (e.g. role readonly), for admin-API scenarios.")
+    var adminTokenFile = ".local/loadtest-admin-token"
 
     func run() async throws {
         var scenario = try Scenario.load(self.scenario)
@@ -98,7 +102,7 @@ struct Run: AsyncParsableCommand {
         }
         guard !pool.ids.isEmpty else { throw LoadTestError("no load-test members: run `loyalty-loadtest seed` first") }
         let openRate = rate ?? (scenario.mode == "open" ? scenario.ratePerS : nil)
-        let settings = LoadRunner.Settings(
+        var settings = LoadRunner.Settings(
             host: host, port: port, secret: Array(secret), connections: connections ?? scenario.connections ?? 16,
             pipeline: pipeline ?? scenario.pipeline ?? 4, duration: .seconds(durationS ?? scenario.durationS ?? 15),
             warmup: .seconds(warmupS ?? scenario.warmupS ?? 2), openLoopRatePerS: openRate,
@@ -107,10 +111,26 @@ struct Run: AsyncParsableCommand {
         guard (1...1_024).contains(settings.connections), (1...256).contains(settings.pipeline) else {
             throw ValidationError("--connections 1-1024, --pipeline 1-256")
         }
+        var http: HTTPClient?
+        if scenario.isAdmin {
+            guard let token = try? String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+                  !token.isEmpty
+            else { throw LoadTestError("cannot read an admin token from \(adminTokenFile); create one with `loyalty token create --role readonly`") }
+            // One connection per concurrent request: HTTP/1.1 does not pipeline here.
+            http = AdminReads.makeClient(connections: settings.connections * settings.pipeline)
+            settings.admin = AdminReads(http: http!, baseURL: adminURL, token: token)
+        }
+
         FileHandle.standardError.write(Data(
             "[\(scenario.name)] \(openRate.map { "open loop at \($0)/s" } ?? "closed loop") over \(settings.connections) connections × \(settings.pipeline), \(pool.ids.count) members\(settings.hotMembers.map { ", all on \($0) hot members" } ?? ""), \(settings.duration) after \(settings.warmup) warm-up\n".utf8))
         let runner = LoadRunner(settings: settings, scenario: scenario, members: pool)
-        let (tally, measured, peakRSS) = try await runner.run()
+        let outcome: (WorkerTally, measured: Duration, peakRSSMiB: Double?)
+        do { outcome = try await runner.run() } catch {
+            try? await http?.shutdown()
+            throw error
+        }
+        try? await http?.shutdown()
+        let (tally, measured, peakRSS) = outcome
         let result = RunResult(
             label: label ?? scenario.name, scenario: scenario, settings: settings, tally: tally, measured: measured, peakRSSMiB: peakRSS)
         print(result.table())

@@ -11,8 +11,11 @@ struct Scenario: Codable, Sendable {
 
     var name: String
     var description: String?
-    /// Operation → weight. Operations: lookup, quote, commit, hold_commit, refund, cancel.
+    /// Operation → weight. POS operations: lookup, quote, commit, hold_commit, refund, cancel; admin-API reads
+    /// (with `protocol: "admin"`): admin_member, admin_balances, admin_ledger, admin_search.
     var mix: [String: Int]
+    /// "pos" (default) or "admin" (the admin HTTP API; `connections` × `pipeline` concurrent requests).
+    var `protocol`: String?
     var members: Members?
     var connections: Int?
     var pipeline: Int?
@@ -32,7 +35,10 @@ struct Scenario: Codable, Sendable {
     /// sees it after its first hour, not a cold start.
     var prewarm: Bool?
 
-    static let operations: Set<String> = ["lookup", "quote", "commit", "hold_commit", "refund", "cancel"]
+    static let posOperations: Set<String> = ["lookup", "quote", "commit", "hold_commit", "refund", "cancel"]
+
+    var isAdmin: Bool { self.protocol == "admin" }
+    var operations: Set<String> { isAdmin ? Set(AdminReads.paths.keys) : Self.posOperations }
 
     static func load(_ path: String) throws -> Scenario {
         guard let data = FileManager.default.contents(atPath: path) else { throw LoadTestError("cannot read scenario \(path)") }
@@ -42,9 +48,10 @@ struct Scenario: Codable, Sendable {
         do { scenario = try decoder.decode(Scenario.self, from: data) } catch {
             throw LoadTestError("\(path) is not a valid scenario: \(error)")
         }
+        guard [nil, "pos", "admin"].contains(scenario.protocol) else { throw LoadTestError("\(path): protocol must be pos or admin") }
         for (operation, weight) in scenario.mix {
-            guard operations.contains(operation) else {
-                throw LoadTestError("\(path): unknown operation '\(operation)'; use \(operations.sorted().joined(separator: ", "))")
+            guard scenario.operations.contains(operation) else {
+                throw LoadTestError("\(path): unknown operation '\(operation)'; use \(scenario.operations.sorted().joined(separator: ", "))")
             }
             guard weight >= 0 else { throw LoadTestError("\(path): weight of \(operation) must not be negative") }
         }

@@ -85,11 +85,12 @@ public struct CampaignRunner: Service {
         var paidTotal = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let progress: CampaignProgress
-            do { progress = try await batch() } catch {
+            do { progress = try await LedgerMetrics.measure("campaign_\(kind)", batch) } catch {
                 logger.error("campaign batch failed; it will be retried", metadata: ["campaign": "\(campaignID)", "error": "\(error)"])
                 break
             }
             paidTotal += progress.paid ?? 0
+            JobMetrics.recordCampaign(campaignID, kind: kind, progress)
             if let cache { await cache.markOld(progress.paidMemberVersions, logger: logger) }
             // A blast goes on until its run is over; a birthday or welcome pass until nothing more is due now.
             let finished = kind == "bonus" ? progress.done == true : progress.more != true

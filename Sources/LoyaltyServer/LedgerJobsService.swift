@@ -73,7 +73,9 @@ public struct LedgerJobsService: Service {
             for _ in 0..<maximumBatchesPerRun {
                 do {
                     let before = cache == nil ? 0 : try await ledger.newestEntryID()
-                    let result = try await ledger.runJobBatch(job, batchSize: batchSize)
+                    let result = try await LedgerMetrics.measure("job_\(job.rawValue)") { () async throws(LedgerStoreError) in
+                        try await ledger.runJobBatch(job, batchSize: batchSize)
+                    }
                     total.members! += result.members ?? 0
                     total.lots! += result.lots ?? 0
                     total.amount! += result.amount ?? 0
@@ -90,6 +92,8 @@ public struct LedgerJobsService: Service {
                     break
                 }
             }
+            JobMetrics.recordLedgerJob(
+                job.rawValue, items: Int64((total.lots ?? 0) + (total.holds ?? 0)), amount: total.amount ?? 0)
             if (total.lots ?? 0) > 0 || (total.holds ?? 0) > 0 {
                 logger.info(
                     "ledger job ran",

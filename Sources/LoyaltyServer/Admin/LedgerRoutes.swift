@@ -50,9 +50,12 @@ enum LedgerRoutes {
                 .forbidden,
                 "support may adjust at most \(services.policy.supportAdjustmentLimit) per adjustment; ask an admin for \(delta)")
         }
-        let adjustment = try await services.ledger(context).adjust(
-            AdjustmentRequest(memberID: memberID, unit: unit, delta: delta, reason: reason, actor: audit.actor.ledgerActor),
-            key: key, audit: audit)
+        let ledger = services.ledger(context)
+        let adjustment = try await LedgerMetrics.measure("admin_adjust") { () async throws(LedgerStoreError) in
+            try await ledger.adjust(
+                AdjustmentRequest(memberID: memberID, unit: unit, delta: delta, reason: reason, actor: audit.actor.ledgerActor),
+                key: key, audit: audit)
+        }
         let receipt = adjustment.receipt
         if !receipt.replayed {
             await services.invalidateCachedMember(memberID, ledgerVersion: receipt.ledgerVersion, logger: context.logger)

@@ -76,7 +76,9 @@ extension POSService {
         let hold = POSHold(terminalID: session.terminalID, posTransactionID: request.posTransactionID,
                            memberID: request.memberID, points: request.points, holdSeconds: Int(seconds))
         do {
-            let (result, member) = try await checkout.hold(hold)
+            let (result, member) = try await LedgerMetrics.measure("pos_hold") { () async throws(LedgerStoreError) in
+                try await checkout.hold(hold)
+            }
             await refresh(snapshot: member)
             var response = Loyalty_Pos_V1_HoldResponse()
             response.holdID = result.holdId
@@ -138,7 +140,9 @@ extension POSService {
                 spendMinor: quote.paidTotalMinor, paidTotalMinor: quote.paidTotalMinor,
                 lines: quote.lines.map { CheckoutLine(lineID: $0.lineID, quantity: $0.quantity, paidMinor: $0.paidMinor, award: $0.award) })
             do {
-                let (result, memberJSON) = try await commits.commit(commit, pricing: priced)
+                let (result, memberJSON) = try await LedgerMetrics.measure("pos_commit") { () async throws(LedgerStoreError) in
+                    try await commits.commit(commit, pricing: priced)
+                }
                 let member = try? JSONDecoder().decode(CachedMember.self, from: memberJSON)
                 if let member { await refresh(member) }
                 var response = Loyalty_Pos_V1_CommitResponse()
@@ -180,7 +184,9 @@ extension POSService {
     func cancel(_ request: Loyalty_Pos_V1_CancelRequest, session: POSSession) async -> POSOutcome {
         if let bad = Self.checkID(request.posTransactionID, field: "pos_transaction_id") { return bad }
         do {
-            let (result, member) = try await checkout.cancel(terminalID: session.terminalID, posTransactionID: request.posTransactionID)
+            let (result, member) = try await LedgerMetrics.measure("pos_cancel") { () async throws(LedgerStoreError) in
+                try await checkout.cancel(terminalID: session.terminalID, posTransactionID: request.posTransactionID)
+            }
             await refresh(snapshot: member)
             var response = Loyalty_Pos_V1_CancelResponse()
             response.points = Self.balances(result.points)
@@ -213,7 +219,9 @@ extension POSService {
         let refund = POSRefund(terminalID: session.terminalID, refundID: request.refundID, originalTerminalID: originalTerminal,
                                originalPOSTransactionID: request.originalPosTransactionID, returning: returning)
         do {
-            let (result, member) = try await checkout.refund(refund)
+            let (result, member) = try await LedgerMetrics.measure("pos_refund") { () async throws(LedgerStoreError) in
+                try await checkout.refund(refund)
+            }
             await refresh(snapshot: member)
             var response = Loyalty_Pos_V1_RefundResponse()
             response.awardReversed = result.awardReversed

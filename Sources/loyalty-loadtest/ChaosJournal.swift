@@ -24,6 +24,16 @@ struct ChaosOperation: Sendable {
     var outcome = Outcome.unresolved
     /// Requests sent for this operation (1 = answered at the first try).
     var attempts = 0
+    /// When the first request went out and the final answer came (wall clock, to line up with the fault log).
+    var sentAt = Date()
+    var answeredAt: Date?
+
+    /// For violation reports: "lt-3 commit:<id> (2 requests, 22:44:28.120 → 22:44:30.007)".
+    var trace: String {
+        let format = Date.ISO8601FormatStyle(includingFractionalSeconds: true).time(includingFractionalSeconds: true)
+        let answered = answeredAt.map { $0.formatted(format) } ?? "unanswered"
+        return "\(terminalID) \(idempotencyKey) (\(attempts) requests, \(sentAt.formatted(format)) → \(answered))"
+    }
 
     /// The server's idempotency key for this operation (scope is "pos:" + terminal id).
     var idempotencyKey: String { "\(kind.rawValue):\(id)" }

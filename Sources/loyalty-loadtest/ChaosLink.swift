@@ -91,7 +91,6 @@ final class ChaosLink {
 
     private func connection() async -> POSClient? {
         if let client { return client }
-        if hasConnected { counters.reconnects.bump() }
         do {
             let fresh = try await POSClient.connect(host: settings.host, port: settings.port)
             do {
@@ -102,6 +101,7 @@ final class ChaosLink {
                 throw error
             }
             client = fresh
+            if hasConnected { counters.reconnects.bump() }
             hasConnected = true
             return fresh
         } catch {

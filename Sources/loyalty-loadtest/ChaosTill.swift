@@ -193,6 +193,7 @@ final class ChaosTill {
         counters.operationsSent.bump()
         let (answer, attempts) = await link.send(method, request)
         operation.attempts = attempts
+        operation.answeredAt = Date()
         if attempts > 1 { counters.retriedOperations.bump() }
         switch answer {
         case .ok(let payload):

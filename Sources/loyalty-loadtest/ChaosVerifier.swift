@@ -75,7 +75,7 @@ struct ChaosVerifier {
         }
         for operation in journal where operation.ack != nil {
             let name = "\(operation.terminalID) \(operation.idempotencyKey)"
-            if !present.contains(name) { check.fail("\(name) acknowledged but has no key") }
+            if !present.contains(name) { check.fail("\(operation.trace) acknowledged but has no key") }
         }
         return check
     }
@@ -106,7 +106,7 @@ struct ChaosVerifier {
                 check.fail("purchase \(name): ledger awarded \(row.awarded) redeemed \(row.redeemed) entries \(row.accrual_entry_id)/\(row.redemption_entry_id), till was told \(ack.awarded)/\(ack.redeemed) entries \(ack.accrualEntryID)/\(ack.redemptionEntryID)")
             }
         }
-        for name in expected.keys.sorted() { check.fail("acknowledged commit \(name) is not in the ledger") }
+        for (operation, _) in expected.values.sorted(by: { $0.0.sentAt < $1.0.sentAt }) { check.fail("acknowledged commit \(operation.trace) is not in the ledger") }
         return check
     }
 

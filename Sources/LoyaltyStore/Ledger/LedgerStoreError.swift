@@ -126,9 +126,15 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         return from(state: state, detail: PostgresErrorText.detail(error), description: PostgresErrorText.describe(error))
     }
 
+    /// admin_shutdown, crash_shutdown, cannot_connect_now.
+    static let sessionEndedStates: Set<String> = ["57P01", "57P02", "57P03"]
+
     /// Maps (SQLSTATE, DETAIL) of a server error to its typed error; also used for errors a batch function caught
     /// per item and returned as data.
     static func from(state: String, detail detailText: String?, description: String) -> LedgerStoreError {
+        // The server ended the session (shutdown, restart, crash recovery) or the link broke: the statement's
+        // transaction rolled back, so the till may retry with the same key instead of giving the sale up.
+        if state.hasPrefix("08") || Self.sessionEndedStates.contains(state) { return .unavailable(description) }
         guard state.hasPrefix("LY") else { return .database(description) }
         let detail = detailText.flatMap { text in
             try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]

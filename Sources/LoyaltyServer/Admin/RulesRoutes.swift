@@ -97,7 +97,7 @@ enum RulesRoutes {
             (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
                 || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
         }
-        return allowed && (6...64).contains(name.utf8.count) && !name.hasPrefix(".")
+        return allowed && (5...64).contains(name.utf8.count) && !name.hasPrefix(".")
             && (name.hasSuffix(".yaml") || name.hasSuffix(".yml"))
     }
 }

@@ -441,4 +441,27 @@ struct AdminCampaignTests {
             #expect(await cache.member(id: id) == .miss)
         }
     }
+
+    @Test("client mistakes found by generated requests are 400s, not 500s or silent acceptance: control characters in codes, out-of-range timestamps, empty query values")
+    func generatedMistakes() async throws {
+        try await AdminHarness.run { api in
+            try await api.call(.post, "/v1/segments/preview", token: api.marketer, json: #"{"definition": {"tags_any": ["a\u0000b"]}}"#)
+                .expectProblem(.badRequest, "invalid_body")
+            try await api.call(.post, "/v1/segments", token: api.marketer, json: #"{"name": "x", "definition": {"tiers": ["\u0007"]}}"#)
+                .expectProblem(.badRequest, "invalid_body")
+            try await api.call(.post, "/v1/segments/preview", token: api.marketer, json: #"{"definition": {"last_purchase_before": "2024-01-01T12:99:00Z"}}"#)
+                .expectProblem(.badRequest, "invalid_body")
+            try await api.call(.post, "/v1/campaigns", token: api.marketer, json: """
+                {"kind": "welcome", "name": "W", "starts_at": "2025-02-29T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+                 "bonus_points": 100, "bonus_expires_days": 90}
+                """).expectProblem(.badRequest, "invalid_body")
+            try await api.call(.get, "/v1/campaigns?state=", token: api.readonly).expectProblem(.badRequest, "invalid_parameter")
+            try await api.call(.get, "/v1/segments?limit=", token: api.readonly).expectProblem(.badRequest, "invalid_parameter")
+            // Null is the same as absent in a definition, as the document says.
+            let preview = try await api.call(.post, "/v1/segments/preview", token: api.marketer, json: #"{"definition": {"last_purchase_before": null}}"#)
+            #expect(preview.status == .ok, "\(preview.text)")
+            let rows = try await api.postgres.query("SELECT count(*) FROM segments", logger: TestServices.logger)
+            for try await count in rows.decode(Int64.self) { #expect(count == 0) }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 import Hummingbird
 
 /// Path and query parameters of admin requests, read strictly: an unknown query parameter, a repeated one, a
-/// malformed id, cursor or limit is a 400 `invalid_parameter` naming it.
+/// malformed id, cursor or limit, or an empty value (`?state=`) is a 400 `invalid_parameter` naming it.
 struct AdminRequestParameters {
     static let defaultPageSize = 50
     static let maximumPageSize = 200
@@ -18,6 +18,10 @@ struct AdminRequestParameters {
         for name in allowedQuery where query[values: Substring(name)].count > 1 {
             throw .invalidParameter("query parameter \"\(name)\" is given more than once")
         }
+        // An empty value is a client mistake (a form field left blank), not "absent": say so.
+        if let empty = query.filter({ $0.value.isEmpty }).map({ String($0.key) }).sorted().first {
+            throw .invalidParameter("query parameter \"\(empty)\" is empty; give a value or leave it out")
+        }
     }
 
     /// The `{id}` of the path as a positive integer.
@@ -28,7 +32,7 @@ struct AdminRequestParameters {
         return value
     }
 
-    /// A query parameter; an empty value counts as absent.
+    /// A query parameter (never empty: `init` refused that).
     func string(_ name: String) -> String? {
         guard let value = query[Substring(name)], !value.isEmpty else { return nil }
         return String(value)

@@ -54,8 +54,7 @@ enum CampaignInput {
 
     /// Where decoding a definition fails (`tiers`, `purchases.window_days`), for a message naming the field.
     static func wrongTypePath(_ data: Data) -> String? {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        let decoder = SegmentDefinition.jsonDecoder()
         do {
             _ = try decoder.decode(SegmentDefinition.self, from: data)
             return nil
@@ -175,8 +174,7 @@ enum CampaignInput {
     /// An RFC 3339 timestamp with a zone (`2025-06-01T00:00:00Z`, fractional seconds allowed).
     static func timestamp(_ body: JSONFields, _ field: String) throws(APIProblem) -> Date {
         let text = try body.required(field, body.string)
-        if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
+        if let date = RFC3339.parse(text) { return date }
         throw .invalidBody("field \"\(field)\" must be a timestamp like 2025-06-01T00:00:00Z")
     }
 

@@ -65,22 +65,36 @@ public struct SegmentDefinition: Sendable, Equatable, Codable {
                 throw .invalid(field: "purchases.\(key)", message: "unknown field; use window_days, min_count, min_spend_minor")
             }
         }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
         let definition: SegmentDefinition
-        do { definition = try decoder.decode(SegmentDefinition.self, from: data) } catch {
+        do { definition = try jsonDecoder().decode(SegmentDefinition.self, from: data) } catch {
             throw .invalid(field: "definition", message: "wrong type: \(error)")
         }
         try definition.validate()
         return definition
     }
 
+    /// The decoder for definitions: strict RFC 3339 dates (see `RFC3339`).
+    public static func jsonDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = RFC3339.parse(text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an RFC 3339 timestamp"))
+            }
+            return date
+        }
+        return decoder
+    }
+
     public func validate() throws(SegmentError) {
         func codes(_ values: [String]?, _ field: String) throws(SegmentError) {
             guard let values else { return }
             guard !values.isEmpty, values.count <= 50 else { throw .invalid(field: field, message: "give 1-50 values") }
-            for value in values where !(1...64).contains(value.utf8.count) {
-                throw .invalid(field: field, message: "values are 1-64 characters")
+            // Codes are printable text: a control character (NUL above all, which PostgreSQL text cannot hold) is a
+            // client mistake, not a server error.
+            for value in values
+            where !(1...64).contains(value.unicodeScalars.count) || value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                throw .invalid(field: field, message: "values are 1-64 printable characters")
             }
         }
         try codes(tiers, "tiers")

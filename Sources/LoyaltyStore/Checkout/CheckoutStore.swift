@@ -238,9 +238,10 @@ public struct CheckoutStore: Sendable {
     ) async throws(LedgerStoreError) -> (Result, Data) {
         var pair: (String, String)?
         do {
-            let rows = try await client.query(query, logger: logger)
-            for try await row in rows.decode((String, String).self) {
-                pair = row
+            pair = try await committed(query) { rows in
+                var last: (String, String)?
+                for try await row in rows.decode((String, String).self) { last = row }
+                return last
             }
         } catch {
             throw LedgerStoreError.from(error)
@@ -250,8 +251,32 @@ public struct CheckoutStore: Sendable {
     }
 
     private func callText(_ query: PostgresQuery) async throws(LedgerStoreError) -> String {
-        guard let text = try await optionalText(query) else { throw .invariantViolated("a POS function returned no row") }
+        let text: String?
+        do {
+            text = try await committed(query) { rows in
+                var last: String?
+                for try await value in rows.decode(String?.self) { last = value }  // read to the end: one row
+                return last
+            }
+        } catch {
+            throw LedgerStoreError.from(error)
+        }
+        guard let text else { throw .invariantViolated("a POS function returned no row") }
         return text
+    }
+
+    /// Runs a write and hands its rows on only once PostgreSQL committed it. postgres-nio ends a query at
+    /// CommandComplete, but in the extended protocol an implicit transaction commits at Sync, after it; a backend
+    /// stopped in between (fast or immediate shutdown) flushes the CommandComplete with its farewell message, so the
+    /// rows of a write that never committed would reach the till as OK. A following statement on the same connection
+    /// is answered only after ReadyForQuery, i.e. after the commit; if it fails, the till retries with the same key.
+    /// Found by the chaos run (loadtests/chaos.sh). Costs one short round trip per write or commit batch.
+    private func committed<T>(_ query: PostgresQuery, _ read: (PostgresRowSequence) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in
+            let value = try await read(try await connection.query(query, logger: logger))
+            _ = try await connection.query("SELECT 1", logger: logger)
+            return value
+        }
     }
 
     private func optionalText(_ query: PostgresQuery) async throws(LedgerStoreError) -> String? {

@@ -10,6 +10,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
+    @OptionGroup(title: "POS connection limits") var posLimits: POSLimitOptions
+
     @Option(name: .customLong("redis-url"), help: "Redis URL (env LOYALTY_REDIS_URL).")
     var redisURL: String?
 
@@ -41,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
             let redis = try RedisURL(redisText)
             let posPort = try port(posPort, env: "LOYALTY_POS_PORT", default: 7070)
             let adminPort = try port(adminPort, env: "LOYALTY_ADMIN_PORT", default: 8080)
-            let configuration = ServerConfiguration(
+            var configuration = ServerConfiguration(
                 databaseURL: databaseURL,
                 redisURL: redis,
                 bindHost: host ?? environment("LOYALTY_BIND_HOST") ?? "127.0.0.1",
@@ -50,6 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
                 rulesDirectory: URL(fileURLWithPath: rulesDirectory ?? environment("LOYALTY_RULES_DIR") ?? "rules"),
                 migrationsDirectory: URL(fileURLWithPath: database.migrationsDirectory),
                 databasePoolSize: try poolSize())
+            configuration.posLimits = try posLimits.resolved()
             if migrateFirst {
                 let files = try MigrationFile.load(from: configuration.migrationsDirectory)
                 let report = try await withPostgres(databaseURL, logger: logger) { client in
@@ -81,5 +84,75 @@ struct ServeCommand: AsyncParsableCommand {
             throw CommandFailure("\(env)='\(text)' is not a port number 0-65535")
         }
         return value
+    }
+}
+
+/// The POS server's abuse limits (docs/pos-protocol.md §6), each a flag with a LOYALTY_POS_* fallback.
+struct POSLimitOptions: ParsableArguments {
+    @Option(name: .customLong("pos-max-connections"), help: "Open POS connections (env LOYALTY_POS_MAX_CONNECTIONS, default 10000).")
+    var maximumConnections: Int?
+
+    @Option(name: .customLong("pos-max-unauthenticated-connections"),
+            help: "Connections before Hello; the oldest is closed for a new one (env LOYALTY_POS_MAX_UNAUTHENTICATED_CONNECTIONS, default 1000).")
+    var maximumUnauthenticatedConnections: Int?
+
+    @Option(name: .customLong("pos-max-frame-bytes"), help: "Largest frame length (env LOYALTY_POS_MAX_FRAME_BYTES, default 65536).")
+    var maximumFrameBytes: Int?
+
+    @Option(name: .customLong("pos-max-in-flight"), help: "Requests in flight per connection (env LOYALTY_POS_MAX_IN_FLIGHT, default 64).")
+    var maximumInFlight: Int?
+
+    @Option(name: .customLong("pos-max-consecutive-rejections"),
+            help: "Requests in a row over the in-flight limit before the connection is closed (env LOYALTY_POS_MAX_CONSECUTIVE_REJECTIONS, default 1000).")
+    var maximumConsecutiveRejections: Int?
+
+    @Option(name: .customLong("pos-handshake-timeout-ms"), help: "Time to authenticate after connecting (env LOYALTY_POS_HANDSHAKE_TIMEOUT_MS, default 10000).")
+    var handshakeTimeoutMs: Int?
+
+    @Option(name: .customLong("pos-idle-timeout-ms"), help: "Time without any frame before closing (env LOYALTY_POS_IDLE_TIMEOUT_MS, default 120000).")
+    var idleTimeoutMs: Int?
+
+    @Option(name: .customLong("pos-frame-read-timeout-ms"),
+            help: "Time from a frame's first byte to its last (env LOYALTY_POS_FRAME_READ_TIMEOUT_MS, default 10000).")
+    var frameReadTimeoutMs: Int?
+
+    @Option(name: .customLong("pos-write-buffer-bytes"),
+            help: "Queued response bytes above which reading stops (env LOYALTY_POS_WRITE_BUFFER_BYTES, default 262144).")
+    var writeBufferHighWatermarkBytes: Int?
+
+    @Option(name: .customLong("pos-write-stall-timeout-ms"),
+            help: "Time responses may stay queued above that before closing (env LOYALTY_POS_WRITE_STALL_TIMEOUT_MS, default 30000).")
+    var writeStallTimeoutMs: Int?
+
+    @Option(name: .customLong("pos-socket-send-buffer-bytes"),
+            help: "Kernel send buffer per connection, 0 for the kernel's own sizing (env LOYALTY_POS_SOCKET_SEND_BUFFER_BYTES, default 65536).")
+    var socketSendBufferBytes: Int?
+
+    func resolved() throws -> POSConnectionLimits {
+        var limits = POSConnectionLimits()
+        func value(_ flag: Int?, _ env: String, _ current: Int) throws -> Int {
+            if let flag { return flag }
+            guard let text = environment(env) else { return current }
+            guard let parsed = Int(text) else { throw CommandFailure("\(env)='\(text)' is not a whole number") }
+            return parsed
+        }
+        limits.maximumConnections = try value(maximumConnections, "LOYALTY_POS_MAX_CONNECTIONS", limits.maximumConnections)
+        limits.maximumUnauthenticatedConnections = try value(
+            maximumUnauthenticatedConnections, "LOYALTY_POS_MAX_UNAUTHENTICATED_CONNECTIONS", limits.maximumUnauthenticatedConnections)
+        limits.maximumFrameBytes = try value(maximumFrameBytes, "LOYALTY_POS_MAX_FRAME_BYTES", limits.maximumFrameBytes)
+        limits.maximumInFlight = try value(maximumInFlight, "LOYALTY_POS_MAX_IN_FLIGHT", limits.maximumInFlight)
+        limits.maximumConsecutiveRejections = try value(
+            maximumConsecutiveRejections, "LOYALTY_POS_MAX_CONSECUTIVE_REJECTIONS", limits.maximumConsecutiveRejections)
+        limits.handshakeTimeoutMs = try value(handshakeTimeoutMs, "LOYALTY_POS_HANDSHAKE_TIMEOUT_MS", limits.handshakeTimeoutMs)
+        limits.idleTimeoutMs = try value(idleTimeoutMs, "LOYALTY_POS_IDLE_TIMEOUT_MS", limits.idleTimeoutMs)
+        limits.frameReadTimeoutMs = try value(frameReadTimeoutMs, "LOYALTY_POS_FRAME_READ_TIMEOUT_MS", limits.frameReadTimeoutMs)
+        limits.writeBufferHighWatermarkBytes = try value(
+            writeBufferHighWatermarkBytes, "LOYALTY_POS_WRITE_BUFFER_BYTES", limits.writeBufferHighWatermarkBytes)
+        limits.writeStallTimeoutMs = try value(writeStallTimeoutMs, "LOYALTY_POS_WRITE_STALL_TIMEOUT_MS", limits.writeStallTimeoutMs)
+        limits.socketSendBufferBytes = try value(
+            socketSendBufferBytes, "LOYALTY_POS_SOCKET_SEND_BUFFER_BYTES", limits.socketSendBufferBytes)
+        let problems = limits.problems
+        guard problems.isEmpty else { throw CommandFailure("POS limits: \(problems.joined(separator: "; "))") }
+        return limits
     }
 }

@@ -4,22 +4,6 @@ import NIOCore
 import LoyaltyStore
 import POSProtocol
 
-/// Limits of one POS connection. Every one is explicit so a misbehaving till cannot take more than its share.
-public struct POSConnectionLimits: Sendable {
-    public var maximumFrameBytes = Frame.defaultMaximumLength
-    /// Requests of one connection being worked on at once; more are answered RESOURCE_EXHAUSTED at once.
-    public var maximumInFlight = 64
-    /// Time to complete Hello after connecting.
-    public var handshakeTimeoutMs = 10_000
-    /// A connection that sends nothing (not even a ping) for this long is closed.
-    public var idleTimeoutMs = 120_000
-    /// Deadline applied when a request carries 0, and the largest one honoured.
-    public var defaultDeadlineMs: UInt32 = 5_000
-    public var maximumDeadlineMs: UInt32 = 60_000
-
-    public init() {}
-}
-
 /// One terminal connection: authentication state, in-flight accounting, dispatch of requests to the service and
 /// responses back, possibly out of order. Framing is below (FrameDecoder), business logic is in `POSService`.
 final class POSConnectionHandler: ChannelInboundHandler {
@@ -35,25 +19,36 @@ final class POSConnectionHandler: ChannelInboundHandler {
 
     private let service: POSService
     private let limits: POSConnectionLimits
+    private let registry: POSConnectionRegistry
     private let logger: Logger
     private var state = AuthState.awaitingHello
     private var inFlight = 0
     private var draining = false
+    /// A goaway for abuse or a framing error is on its way: everything still arriving is dropped.
+    private var closing = false
+    private var consecutiveRejections = 0
     /// A flush is scheduled for the end of this event-loop turn: responses finished in the same turn go out in one
     /// write system call instead of one each (most of the server's time under load was in per-response writes).
     private var flushScheduled = false
     private var handshakeTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
+    /// Runs while the till leaves our responses unread (the channel is above its write-buffer high watermark).
+    private var writeStallTimer: Scheduled<Void>?
 
-    init(service: POSService, limits: POSConnectionLimits, logger: Logger) {
+    /// A goaway that may never be written (the till reads nothing) does not keep the connection open longer.
+    static let goawayGraceMs: Int64 = 1_000
+
+    init(service: POSService, limits: POSConnectionLimits, registry: POSConnectionRegistry, logger: Logger) {
         self.service = service
         self.limits = limits
+        self.registry = registry
         self.logger = logger
     }
 
     func channelActive(context: ChannelHandlerContext) {
         let channel = context.channel
         handshakeTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(limits.handshakeTimeoutMs))) {
+            POSConnectionCloses.count(.handshakeTimeout)
             channel.close(promise: nil)
         }
         resetIdleTimer(context: context)
@@ -63,7 +58,25 @@ final class POSConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
         idleTimer?.cancel()
+        writeStallTimer?.cancel()
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            writeStallTimer?.cancel()
+            writeStallTimer = nil
+        } else if writeStallTimer == nil {
+            // Reading has stopped (BackPressureHandler); a till that never reads would otherwise sit here forever.
+            let channel = context.channel
+            let logger = self.logger
+            writeStallTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(limits.writeStallTimeoutMs))) {
+                logger.notice("pos connection closed: responses left unread", metadata: ["remote": "\(channel.remoteAddress?.description ?? "?")"])
+                POSConnectionCloses.count(.writeStall)
+                channel.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -71,16 +84,21 @@ final class POSConnectionHandler: ChannelInboundHandler {
             draining = true
             context.writeAndFlush(wrapOutboundOut(Frame(kind: .goaway, method: 0, requestID: 0, deadlineOrStatus: POSStatus.unavailable.rawValue, payload: ByteBuffer())), promise: nil)
             if inFlight == 0 { context.close(promise: nil) }
+        } else if event is POSFrameReadTimeoutEvent {
+            POSConnectionCloses.count(.frameReadTimeout)
+            goawayAndClose(.deadlineExceeded, code: "frame_timeout",
+                           message: "a frame was not complete \(limits.frameReadTimeoutMs) ms after its first byte", context: context)
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         let frame = unwrapInboundIn(data)
         resetIdleTimer(context: context)
         switch frame.kind {
         case .ping:
-            context.writeAndFlush(wrapOutboundOut(Frame(kind: .pong, method: 0, requestID: frame.requestID, deadlineOrStatus: 0, payload: ByteBuffer())), promise: nil)
+            write(Frame(kind: .pong, method: 0, requestID: frame.requestID, deadlineOrStatus: 0, payload: ByteBuffer()), context: context)
         case .request:
             handleRequest(frame, context: context)
         case .goaway:
@@ -93,11 +111,22 @@ final class POSConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Framing errors leave the byte stream unusable: say why once, then close.
+        guard !closing else { return }
         let message = (error as? FrameError)?.description ?? "\(error)"
         logger.notice("pos connection closed on error", metadata: ["error": "\(message)", "remote": "\(context.remoteAddress?.description ?? "?")"])
-        let detail = POSService.errorPayload(code: "malformed_frame", message: message)
-        let goaway = Frame(kind: .goaway, method: 0, requestID: 0, deadlineOrStatus: POSStatus.invalidArgument.rawValue, payload: detail)
-        context.writeAndFlush(wrapOutboundOut(goaway)).whenComplete { _ in context.close(promise: nil) }
+        POSConnectionCloses.count(.malformedFrame)
+        goawayAndClose(.invalidArgument, code: "malformed_frame", message: message, context: context)
+    }
+
+    /// One goaway saying why, then close: once it is written, or after a short grace if the till is not reading.
+    private func goawayAndClose(_ status: POSStatus, code: String, message: String, context: ChannelHandlerContext) {
+        guard !closing else { return }
+        closing = true
+        let detail = POSService.errorPayload(code: code, message: message)
+        let goaway = Frame(kind: .goaway, method: 0, requestID: 0, deadlineOrStatus: status.rawValue, payload: detail)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(goaway)).whenComplete { _ in channel.close(promise: nil) }
+        context.eventLoop.scheduleTask(in: .milliseconds(Self.goawayGraceMs)) { channel.close(promise: nil) }
     }
 
     private func handleRequest(_ frame: Frame, context: ChannelHandlerContext) {
@@ -106,11 +135,21 @@ final class POSConnectionHandler: ChannelInboundHandler {
             return
         }
         guard inFlight < limits.maximumInFlight else {
+            consecutiveRejections += 1
+            guard consecutiveRejections <= limits.maximumConsecutiveRejections else {
+                logger.notice("pos connection closed: flood past the in-flight limit", metadata: ["remote": "\(context.remoteAddress?.description ?? "?")"])
+                POSConnectionCloses.count(.tooManyRejections)
+                goawayAndClose(.resourceExhausted, code: "too_many_rejections", message: """
+                    more than \(limits.maximumConsecutiveRejections) requests in a row over the in-flight limit of \(limits.maximumInFlight)
+                    """, context: context)
+                return
+            }
             respond(frame, .resourceExhausted, POSService.errorPayload(
                 code: "too_many_in_flight", message: "more than \(limits.maximumInFlight) requests in flight on this connection"),
                 context: context, counted: false)
             return
         }
+        consecutiveRejections = 0
         let method = Loyalty_Pos_V1_Method(rawValue: Int(frame.method))
         let deadlineMs = frame.deadlineOrStatus == 0 ? limits.defaultDeadlineMs : min(frame.deadlineOrStatus, limits.maximumDeadlineMs)
         let deadline = ContinuousClock.now + .milliseconds(Int64(deadlineMs))
@@ -136,6 +175,7 @@ final class POSConnectionHandler: ChannelInboundHandler {
                 if case .authenticated(let session) = outcome.auth {
                     handler.state = .authenticated(session)
                     handler.handshakeTimer?.cancel()
+                    handler.registry.authenticated(context.channel)
                 } else {
                     handler.state = .awaitingHello
                 }
@@ -185,8 +225,11 @@ final class POSConnectionHandler: ChannelInboundHandler {
     }
 
     private func write(requestID: UInt32, method: UInt16, _ status: POSStatus, _ payload: ByteBuffer, context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
-        let frame = Frame(kind: .response, method: method, requestID: requestID, deadlineOrStatus: status.rawValue, payload: payload)
+        write(Frame(kind: .response, method: method, requestID: requestID, deadlineOrStatus: status.rawValue, payload: payload), context: context)
+    }
+
+    private func write(_ frame: Frame, context: ChannelHandlerContext) {
+        guard context.channel.isActive, !closing else { return }
         context.write(wrapOutboundOut(frame), promise: nil)
         guard !flushScheduled else { return }
         flushScheduled = true
@@ -208,6 +251,7 @@ final class POSConnectionHandler: ChannelInboundHandler {
         idleTimer?.cancel()
         let channel = context.channel
         idleTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(limits.idleTimeoutMs))) {
+            POSConnectionCloses.count(.idleTimeout)
             channel.close(promise: nil)
         }
     }

@@ -1,5 +1,4 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import POSProtocol
@@ -14,42 +13,43 @@ public final class POSListener: Service {
     let logger: Logger
     let drainTimeoutMs: Int
     private let serverChannel: any Channel
-    private let connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>
-
-    /// Upper bound on open connections; more are closed at once (a till reconnects; a flood does not grow memory).
-    public static let defaultMaximumConnections = 10_000
+    private let connections: POSConnectionRegistry
 
     init(
-        host: String, port: Int, service: POSService, limits: POSConnectionLimits, logger: Logger,
-        maximumConnections: Int = POSListener.defaultMaximumConnections, drainTimeoutMs: Int = 10_000
+        host: String, port: Int, service: POSService, limits: POSConnectionLimits, logger: Logger, drainTimeoutMs: Int = 10_000
     ) async throws {
+        precondition(limits.problems.isEmpty, "POS limits out of range: \(limits.problems.joined(separator: "; "))")
         self.host = host
         self.port = port
         self.logger = logger
         self.drainTimeoutMs = drainTimeoutMs
-        let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+        let connections = POSConnectionRegistry(
+            maximumConnections: limits.maximumConnections, maximumUnauthenticated: limits.maximumUnauthenticatedConnections)
         self.connections = connections
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Bounds what is queued for a till that does not read: above the high mark the channel turns unwritable,
+            // BackPressureHandler stops reading its requests, and the write-stall timer starts.
+            .childChannelOption(.writeBufferWaterMark, value: .init(
+                low: limits.writeBufferLowWatermarkBytes, high: limits.writeBufferHighWatermarkBytes))
             .childChannelInitializer { channel in
-                let id = ObjectIdentifier(channel)
-                let admitted = connections.withLockedValue { open -> Bool in
-                    guard open.count < maximumConnections else { return false }
-                    open[id] = channel
-                    return true
-                }
-                guard admitted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
+                guard case .admitted = connections.admit(channel) else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
+                        BackPressureHandler(),
+                        FrameReadTimer(timeoutMs: limits.frameReadTimeoutMs),
                         ByteToMessageHandler(FrameDecoder(maximumLength: limits.maximumFrameBytes)),
                         MessageToByteHandler(FrameEncoder()),
-                        POSConnectionHandler(service: service, limits: limits, logger: logger),
+                        POSConnectionHandler(service: service, limits: limits, registry: connections, logger: logger),
                     ])
                 }
             }
+        if limits.socketSendBufferBytes > 0 {
+            bootstrap = bootstrap.childChannelOption(.socketOption(.so_sndbuf), value: .init(limits.socketSendBufferBytes))
+        }
         do {
             serverChannel = try await bootstrap.bind(host: host, port: port).get()
         } catch {
@@ -58,7 +58,17 @@ public final class POSListener: Service {
     }
 
     public var boundPort: Int { serverChannel.localAddress?.port ?? port }
-    public var openConnections: Int { connections.withLockedValue { $0.count } }
+    public var openConnections: Int { connections.openCount }
+    public var unauthenticatedConnections: Int { connections.unauthenticatedCount }
+
+    /// Bytes queued for writing over all open connections (what a till that does not read can make us hold).
+    func bufferedOutboundBytes() async -> Int {
+        var total = 0
+        for channel in connections.channels {
+            total += (try? await channel.getOption(.bufferedWritableBytes).get()) ?? 0
+        }
+        return total
+    }
 
     public func run() async throws {
         logger.info("pos listener started", metadata: ["address": "\(host):\(boundPort)"])
@@ -75,13 +85,13 @@ public final class POSListener: Service {
 
     /// Goaway to every connection; each closes itself once its in-flight requests are answered.
     func drain() async {
-        let open = connections.withLockedValue { Array($0.values) }
+        let open = connections.channels
         for connection in open { connection.pipeline.fireUserInboundEventTriggered(POSGoawayEvent()) }
         let deadline = ContinuousClock.now + .milliseconds(drainTimeoutMs)
         while openConnections > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let stragglers = connections.withLockedValue { Array($0.values) }
+        let stragglers = connections.channels
         if !stragglers.isEmpty {
             logger.warning("closing pos connections that did not drain in time", metadata: ["connections": "\(stragglers.count)"])
             for connection in stragglers { try? await connection.close() }

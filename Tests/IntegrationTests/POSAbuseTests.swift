@@ -230,6 +230,55 @@ struct POSAbuseTests {
             await pinging.close()
         }
     }
+
+    @Test("handshake misuse gets its code and the connection stays; broken frames get a malformed_frame goaway and close; a truncated frame at EOF is dropped and the connection closed")
+    func handshakeAndFramingMisuse() async throws {
+        try await POSHarness.with { harness in
+            func code(_ response: POSClient.Response) -> String {
+                "\(response.status)/\(errorCode(response.payload) ?? "")"
+            }
+            func hello(version: UInt32 = 1, nonceBytes: Int = 24) -> Loyalty_Pos_V1_HelloRequest {
+                var request = Loyalty_Pos_V1_HelloRequest()
+                request.protocolVersion = version
+                request.terminalID = harness.terminalID
+                request.clientNonce = Data(TerminalAuth.randomBytes(nonceBytes))
+                return request
+            }
+            let fresh = try await harness.connect()
+            #expect(code(try await fresh.call(.helloProof, Loyalty_Pos_V1_HelloProof())) == "failedPrecondition/hello_out_of_order")
+            #expect(code(try await fresh.call(.hello, hello(version: 2))) == "failedPrecondition/unsupported_version")
+            #expect(code(try await fresh.call(.hello, hello(nonceBytes: 8))) == "invalidArgument/bad_nonce")
+            try await fresh.hello(terminalID: harness.terminalID, secret: harness.secret)
+            #expect(code(try await fresh.call(.hello, hello())) == "failedPrecondition/hello_out_of_order")
+            #expect(code(try await fresh.call(.lookup, Loyalty_Pos_V1_LookupRequest())) == "invalidArgument/missing_identifier")
+            #expect(code(try await fresh.call(.lookup, lookup(card: String(repeating: "9", count: 40)))) == "invalidArgument/bad_card")
+            try await fresh.ping()
+
+            // Header bytes after the length: version, kind, method (2), request id (4), deadline (4).
+            let broken: [(String, [UInt8])] = [
+                ("version 2", [0, 0, 0, 12, 2, 1, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0]),
+                ("kind 9", [0, 0, 0, 12, 1, 9, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0]),
+                ("length 4", [0, 0, 0, 4, 1, 1, 0, 3]),
+            ]
+            for (name, bytes) in broken {
+                let raw = try await RawPOSConnection.connect(port: harness.port)
+                try await raw.send(ByteBuffer(bytes: bytes))
+                try await eventually(within: .seconds(5)) { raw.isClosed }
+                let goaway = raw.receivedFrames().last
+                #expect(goaway?.kind == .goaway, "\(name)")
+                #expect(goaway?.deadlineOrStatus == POSStatus.invalidArgument.rawValue, "\(name)")
+                #expect(goaway.map { errorCode($0.payload) } == "malformed_frame", "\(name)")
+            }
+
+            let truncated = try await RawPOSConnection.connect(port: harness.port)
+            try await truncated.send(ByteBuffer(bytes: [0, 0, 0, 12, 1, 1, 0, 3, 0, 0]))
+            try await truncated.channel.close(mode: .output)
+            try await eventually(within: .seconds(5)) { truncated.isClosed }
+            #expect(truncated.receivedFrames().allSatisfy { $0.kind == .goaway }, "no response to a frame that never ended")
+            try await within(Self.servedWithin) { try await fresh.ping() }
+            await fresh.close()
+        }
+    }
 }
 
 // MARK: Helpers

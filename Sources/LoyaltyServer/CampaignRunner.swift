@@ -44,7 +44,9 @@ public struct CampaignRunner: Service {
         }
     }
 
-    /// Runs every running blast to its end (or until cancelled). Returns whether there was anything to do.
+    /// Runs every running blast to its end (or until cancelled). Returns whether any batch got through: a run
+    /// whose batches all fail counts as nothing done, so `run` waits `idlePoll` before trying again instead of
+    /// retrying in a tight loop.
     @discardableResult
     public func runOnce() async -> Bool {
         let campaigns: [Int64]
@@ -52,10 +54,14 @@ public struct CampaignRunner: Service {
             logger.warning("could not look for running campaigns", metadata: ["error": "\(PostgresErrorText.describe(error))"])
             return false
         }
+        var worked = false
         for campaignID in campaigns {
-            await runBatches(campaignID, kind: "bonus") { () async throws(LedgerStoreError) in try await store.awardBatch(campaignID, batchSize: Self.batchSize, actor: actor) }
+            let outcome = await runBatches(campaignID, kind: "bonus") { () async throws(LedgerStoreError) in
+                try await store.awardBatch(campaignID, batchSize: Self.batchSize, actor: actor)
+            }
+            worked = worked || outcome.batches > 0
         }
-        return !campaigns.isEmpty
+        return worked
     }
 
     /// One scheduled pass over the birthday and welcome campaigns whose window is open: pays whoever is due now.
@@ -69,26 +75,31 @@ public struct CampaignRunner: Service {
         }
         var paidAny = false
         for campaignID in campaigns {
-            let paid = await runBatches(campaignID, kind: "occasion") { () async throws(LedgerStoreError) in
+            let outcome = await runBatches(campaignID, kind: "occasion") { () async throws(LedgerStoreError) in
                 try await store.occasionBatch(campaignID, batchSize: Self.batchSize, actor: actor, now: now)
             }
-            paidAny = paidAny || paid > 0
+            paidAny = paidAny || outcome.paid > 0
         }
         return paidAny
     }
 
     /// Calls `batch` until it says the run is over (blast) or nothing more is due (occasion), refreshing the cache
-    /// after each batch and logging progress every 5 s. Returns how many members were paid.
+    /// after each batch and logging progress every 5 s. Returns how many members were paid and how many batches
+    /// got through (a failed batch ends the loop; it is retried on a later pass).
     @discardableResult
-    private func runBatches(_ campaignID: Int64, kind: String, _ batch: () async throws(LedgerStoreError) -> CampaignProgress) async -> Int {
+    private func runBatches(
+        _ campaignID: Int64, kind: String, _ batch: () async throws(LedgerStoreError) -> CampaignProgress
+    ) async -> (paid: Int, batches: Int) {
         var lastLog = ContinuousClock.now
         var paidTotal = 0
+        var batches = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let progress: CampaignProgress
             do { progress = try await LedgerMetrics.measure("campaign_\(kind)", batch) } catch {
                 logger.error("campaign batch failed; it will be retried", metadata: ["campaign": "\(campaignID)", "error": "\(error)"])
                 break
             }
+            batches += 1
             paidTotal += progress.paid ?? 0
             JobMetrics.recordCampaign(campaignID, kind: kind, progress)
             if let cache { await cache.markOld(progress.paidMemberVersions, logger: logger) }
@@ -105,6 +116,6 @@ public struct CampaignRunner: Service {
             }
             if finished { break }
         }
-        return paidTotal
+        return (paidTotal, batches)
     }
 }

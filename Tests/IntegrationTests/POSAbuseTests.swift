@@ -61,6 +61,23 @@ struct POSAbuseTests {
         }
     }
 
+    @Test("at the open-connection cap a new connection is closed at once; the open ones keep working")
+    func connectionCap() async throws {
+        var limits = POSConnectionLimits()
+        limits.maximumConnections = 3
+        try await POSHarness.with(limits: limits) { harness in
+            var tills: [POSClient] = []
+            for _ in 0..<3 { tills.append(try await harness.authenticated()) }
+            let extra = try await RawPOSConnection.connect(port: harness.port)
+            try await eventually(within: .seconds(5)) { extra.isClosed }
+            #expect(harness.listener.openConnections == 3)
+            for till in tills {
+                try await within(Self.servedWithin) { try await till.ping() }
+                await till.close()
+            }
+        }
+    }
+
     @Test("a sender trickling a frame is closed after the frame read timeout with a goaway; another terminal is served")
     func slowSender() async throws {
         var limits = POSConnectionLimits()

@@ -54,7 +54,8 @@ public struct POSConnectionLimits: Sendable {
         check("writeStallTimeoutMs", writeStallTimeoutMs, 1...day)
         if socketSendBufferBytes != 0 { check("socketSendBufferBytes", socketSendBufferBytes, 4_096...64 * 1024 * 1024) }
         check("maximumConnections", maximumConnections, 1...1_000_000)
-        check("maximumUnauthenticatedConnections", maximumUnauthenticatedConnections, 1...max(1, maximumConnections))
+        // Above maximumConnections it simply never binds.
+        check("maximumUnauthenticatedConnections", maximumUnauthenticatedConnections, 1...1_000_000)
         if defaultDeadlineMs == 0 || defaultDeadlineMs > maximumDeadlineMs {
             found.append("defaultDeadlineMs \(defaultDeadlineMs) must be 1-\(maximumDeadlineMs) (maximumDeadlineMs)")
         }

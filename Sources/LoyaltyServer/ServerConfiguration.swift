@@ -14,6 +14,8 @@ public struct ServerConfiguration: Sendable {
     public var databasePoolSize: Int
     /// How long `/ready` and the start-up check wait for each dependency.
     public var dependencyTimeoutMs: Int
+    /// Frame, in-flight, timeout, buffer and connection limits of the POS listener (docs/pos-protocol.md §6);
+    /// `loyalty serve` fills them from its --pos-* flags and LOYALTY_POS_* variables.
     public var posLimits = POSConnectionLimits()
 
     public init(

@@ -30,6 +30,17 @@ enum LedgerMetrics {
         }
     }
 
+    /// `measure` with the outcome as a value, for callers that answer some failures their own way.
+    static func measureResult<Value>(
+        _ operation: String, _ body: () async throws(LedgerStoreError) -> Value
+    ) async -> Result<Value, LedgerStoreError> {
+        do throws(LedgerStoreError) {
+            return .success(try await measure(operation, body))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     static func record(_ operation: String, outcome: String) {
         Counter(label: "loyalty_ledger_operations_total", dimensions: [("operation", operation), ("outcome", outcome)]).increment()
     }

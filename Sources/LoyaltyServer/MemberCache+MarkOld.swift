@@ -17,8 +17,12 @@ extension MemberCache {
                 let member = members[next]
                 next += 1
                 group.addTask {
-                    do { try await self.invalidate(memberID: member.memberID, ledgerVersion: member.ledgerVersion) } catch { return false }
-                    return true
+                    // A stale skip is fine (Redis holds something newer); an outage is a failure to report.
+                    do {
+                        let outcome = try await self.invalidate(memberID: member.memberID, ledgerVersion: member.ledgerVersion)
+                        if case .unavailable = outcome { return false }
+                        return true
+                    } catch { return false }
                 }
             }
             while next < min(members.count, Self.maximumMarksInFlight) { addNext() }

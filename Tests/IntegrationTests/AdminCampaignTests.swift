@@ -389,7 +389,7 @@ struct AdminCampaignTests {
         }
         try await AdminHarness.run(cache: makeCache) { api in
             let today = Date.now.formatted(.iso8601.year().month().day().dateSeparator(.dash))
-            let born = "1990" + today.dropFirst(4)
+            let born = "1992" + today.dropFirst(4)  // a leap year, so 29 February works too
             let id = try await api.createMember(#"{"card_number": "CARD-BDAY", "birth_date": "\#(born)"}"#)
             let cache = try makeCache(try TestServices.redisClient())
             let snapshot = CachedMember(
@@ -409,6 +409,10 @@ struct AdminCampaignTests {
             try await api.call(.post, "/v1/campaigns", token: api.marketer, json: """
                 {"kind": "birthday", "name": "Birthday", "starts_at": "2025-03-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
                  "bonus_points": -5, "bonus_expires_days": 90}
+                """).expectProblem(.badRequest, "invalid_body")
+            try await api.call(.post, "/v1/campaigns", token: api.marketer, json: """
+                {"kind": "birthday", "name": "Birthday", "starts_at": "2025-03-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+                 "bonus_points": 20000000000000000, "bonus_expires_days": 90}
                 """).expectProblem(.badRequest, "invalid_body")
             let birthday = try await Self.createCampaign(api, """
                 {"kind": "birthday", "name": "Birthday", "starts_at": "2025-03-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",

@@ -11,6 +11,10 @@ enum CampaignInput {
     static let bonusFields: Set<String> = ["segment_id", "bonus_points", "bonus_expires_days", "budget_points"]
     static let maximumNameLength = 100
     static let expiryDays: ClosedRange<Int64> = 1...3_650
+    /// Points per member and occasion. The cap keeps batch arithmetic (members × points) far from overflow and a
+    /// typo from paying millions.
+    static let bonusPoints: ClosedRange<Int64> = 1...10_000_000
+    static let maximumBudgetPoints: Int64 = 1_000_000_000_000
 
     /// A new campaign of any kind, always created as a draft.
     typealias Campaign = CampaignSpec
@@ -93,13 +97,18 @@ enum CampaignInput {
 
         if let bonusKind = BonusKind(rawValue: kind) {
             let points = try body.required("bonus_points", body.integer)
-            guard points > 0 else { throw .invalidBody("field \"bonus_points\" must be a positive integer") }
+            guard bonusPoints.contains(points) else {
+                throw .invalidBody("field \"bonus_points\" must be \(bonusPoints.lowerBound)-\(bonusPoints.upperBound)")
+            }
             let days = try body.required("bonus_expires_days", body.integer)
             guard expiryDays.contains(days) else {
                 throw .invalidBody("field \"bonus_expires_days\" must be \(expiryDays.lowerBound)-\(expiryDays.upperBound)")
             }
             let budget = try body.integer("budget_points").value
             if let budget, budget < 0 { throw .invalidBody("field \"budget_points\" must not be negative") }
+            if let budget, budget > maximumBudgetPoints {
+                throw .invalidBody("field \"budget_points\" must be at most \(maximumBudgetPoints)")
+            }
             return .bonus(BonusCampaignDraft(
                 kind: bonusKind, name: name, startsAt: startsAt, endsAt: endsAt, segmentID: segmentID, bonusPoints: points,
                 expiresDays: Int(days), budgetPoints: budget))

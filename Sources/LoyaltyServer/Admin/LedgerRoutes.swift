@@ -51,11 +51,19 @@ enum LedgerRoutes {
                 "support may adjust at most \(services.policy.supportAdjustmentLimit) per adjustment; ask an admin for \(delta)")
         }
         let ledger = services.ledger(context)
-        let adjustment = try await LedgerMetrics.measure("admin_adjust") { () async throws(LedgerStoreError) in
+        let outcome: Result<AuditedAdjustment, LedgerStoreError> = await LedgerMetrics.measureResult("admin_adjust") {
+            () async throws(LedgerStoreError) in
             try await ledger.adjust(
                 AdjustmentRequest(memberID: memberID, unit: unit, delta: delta, reason: reason, actor: audit.actor.ledgerActor),
                 key: key, audit: audit)
         }
+        if case .failure(.unavailable) = outcome, key == nil {
+            // The connection may have dropped after the commit: without a key a blind retry could apply it twice.
+            throw APIProblem(
+                .unavailable,
+                "PostgreSQL became unavailable; the adjustment may or may not have been applied: check the member's ledger before sending it again, and send an Idempotency-Key to make retries safe")
+        }
+        let adjustment = try outcome.get()
         let receipt = adjustment.receipt
         if !receipt.replayed {
             await services.invalidateCachedMember(memberID, ledgerVersion: receipt.ledgerVersion, logger: context.logger)

@@ -459,6 +459,19 @@ struct AdminCampaignTests {
                 {"kind": "welcome", "name": "W", "starts_at": "2025-02-29T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
                  "bonus_points": 100, "bonus_expires_days": 90}
                 """).expectProblem(.badRequest, "invalid_body")
+            // Lengths count code points as the document and PostgreSQL do: 60 letters with 3 combining marks each
+            // are 60 characters to Swift but 240 to PostgreSQL (this was a 500 from the table's CHECK).
+            let zalgo = String(repeating: "a\u{0301}\u{0316}\u{0317}", count: 60)
+            try await api.call(.post, "/v1/segments", token: api.marketer, json: #"{"name": "\#(zalgo)", "definition": {}}"#)
+                .expectProblem(.badRequest, "invalid_body")
+            try await api.call(.post, "/v1/segments", token: api.marketer, json: #"{"name": "\t\#(String(repeating: "x", count: 100))", "definition": {}}"#)
+                .expectProblem(.badRequest, "invalid_body")
+            try await api.call(.post, "/v1/members", token: api.admin, json: #"{"tags": ["ok", "bad\u0000tag"]}"#)
+                .expectProblem(.badRequest, "invalid_body")
+            let member = try await api.createMember()
+            try await api.call(.post, "/v1/members/\(member)/adjustments", token: api.admin,
+                               json: #"{"unit": "points", "delta": 9223372036854775806, "reason": "fuzz"}"#)
+                .expectProblem(.badRequest, "invalid_amount")
             try await api.call(.get, "/v1/campaigns?state=", token: api.readonly).expectProblem(.badRequest, "invalid_parameter")
             try await api.call(.get, "/v1/segments?limit=", token: api.readonly).expectProblem(.badRequest, "invalid_parameter")
             // Null is the same as absent in a definition, as the document says.

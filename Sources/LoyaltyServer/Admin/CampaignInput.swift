@@ -173,10 +173,10 @@ enum CampaignInput {
     // MARK: Fields
 
     static func name(_ value: String) throws(APIProblem) -> String {
+        // Checked as sent (the document's maxLength), then stored without surrounding spaces.
+        _ = try TextInput.check(value, field: "name", length: 1...maximumNameLength)
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...maximumNameLength).contains(trimmed.count),
-            !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else { throw .invalidBody("field \"name\" must be 1-\(maximumNameLength) characters") }
+        guard !trimmed.isEmpty else { throw .invalidBody("field \"name\" must not be blank") }
         return trimmed
     }
 

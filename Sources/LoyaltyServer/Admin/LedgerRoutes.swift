@@ -8,6 +8,9 @@ enum LedgerRoutes {
     static let idempotencyKeyHeader = HTTPHeaderName("Idempotency-Key")!
     static let adjustmentFields: Set<String> = ["unit", "delta", "reason", "idempotency_key"]
     static let reasonLength = 3...200
+    /// Largest correction in one adjustment (points or minor units): far beyond any real correction, and far
+    /// enough from the 64-bit limit that balances and report sums cannot overflow.
+    static let maximumDeltaMagnitude: UInt64 = 1_000_000_000_000
 
     @Sendable static func balances(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
         let memberID = try AdminRequestParameters(request, context).id()
@@ -39,9 +42,12 @@ enum LedgerRoutes {
             throw APIProblem.invalidBody("field \"unit\" must be \"points\" or \"cashback_minor\"")
         }
         let delta = try body.required("delta", body.integer)
-        guard delta != 0, delta != .min else { throw APIProblem(.invalidAmount, "field \"delta\" must be a non-zero integer") }
-        let reason = try body.required("reason", body.string).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard reasonLength.contains(reason.count) else {
+        guard delta != 0, delta.magnitude <= maximumDeltaMagnitude else {
+            throw APIProblem(.invalidAmount, "field \"delta\" must be a non-zero integer from -\(maximumDeltaMagnitude) to \(maximumDeltaMagnitude)")
+        }
+        let reason = try TextInput.check(body.required("reason", body.string), field: "reason", length: reasonLength)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard reason.unicodeScalars.count >= reasonLength.lowerBound else {
             throw APIProblem.invalidBody("field \"reason\" must be \(reasonLength.lowerBound)-\(reasonLength.upperBound) characters")
         }
         let key = try idempotencyKey(body: body.string("idempotency_key").value, header: request.headers[idempotencyKeyHeader], actor: audit.actor)

@@ -112,10 +112,7 @@ enum MemberInput {
     }
 
     static func name(_ value: String, field: String) throws(APIProblem) -> String {
-        guard (1...maximumNameLength).contains(value.count),
-            !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else { throw .invalidBody("field \"\(field)\" must be 1-\(maximumNameLength) characters") }
-        return value
+        try TextInput.check(value, field: field, length: 1...maximumNameLength)
     }
 
     /// `YYYY-MM-DD`, a real calendar date from 1900 up to today (UTC).
@@ -151,8 +148,8 @@ enum MemberInput {
         var seen: Set<String> = []
         var tags: [String] = []
         for value in values {
-            guard (1...maximumTagLength).contains(value.count) else {
-                throw .invalidBody("field \"tags\" holds tags of 1-\(maximumTagLength) characters")
+            guard TextInput.isAcceptable(value, length: 1...maximumTagLength) else {
+                throw .invalidBody("field \"tags\" holds tags of 1-\(maximumTagLength) characters without control characters")
             }
             if seen.insert(value).inserted { tags.append(value) }
         }

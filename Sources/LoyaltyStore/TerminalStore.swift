@@ -56,6 +56,21 @@ public struct TerminalStore: Sendable {
         try await client.query("UPDATE terminals SET status = 'disabled' WHERE terminal_id = \(terminalID)", logger: logger)
     }
 
+    /// The records of up to 1,000 terminals at once (unknown ids are absent), for rechecking open sessions.
+    public func records(terminalIDs: [String]) async throws -> [String: TerminalRecord] {
+        precondition(terminalIDs.count <= 1_000, "recheck terminals in chunks")
+        let rows = try await client.query(
+            "SELECT terminal_id, store_id, salt, iterations, stored_key, server_key, status FROM terminals WHERE terminal_id = ANY(\(terminalIDs))",
+            logger: logger)
+        var records: [String: TerminalRecord] = [:]
+        for try await (id, store, salt, iterations, stored, server, status) in rows.decode((String, String, ByteBuffer, Int, ByteBuffer, ByteBuffer, String).self) {
+            records[id] = TerminalRecord(
+                terminalID: id, storeID: store, salt: Array(buffer: salt), iterations: iterations,
+                storedKey: Array(buffer: stored), serverKey: Array(buffer: server), isActive: status == "active")
+        }
+        return records
+    }
+
     public func find(terminalID: String) async throws -> TerminalRecord? {
         let rows = try await client.query(
             "SELECT terminal_id, store_id, salt, iterations, stored_key, server_key, status FROM terminals WHERE terminal_id = \(terminalID)",

@@ -80,6 +80,50 @@ func lookup(card: String) -> Loyalty_Pos_V1_LookupRequest {
 
 @Suite("POS server over TCP")
 struct POSServerTests {
+    @Test("a terminal disabled or given a new secret loses its open sessions at the next recheck; other terminals keep theirs")
+    func revokedTerminalSessionsClose() async throws {
+        var limits = POSConnectionLimits()
+        limits.terminalRecheckIntervalMs = 100
+        try await POSHarness.with(limits: limits) { harness in
+            let terminals = TerminalStore(client: harness.client, logger: TestServices.logger)
+            let secondSecret = TerminalAuth.randomBytes(32)
+            let second = TerminalAuth.credentials(secret: secondSecret)
+            try await terminals.save(
+                terminalID: "till-2", storeID: "store-9", salt: second.salt, iterations: second.iterations,
+                storedKey: second.storedKey, serverKey: second.serverKey)
+            let first = try await harness.authenticated()
+            let other = try await harness.connect()
+            try await other.hello(terminalID: "till-2", secret: secondSecret)
+
+            // Disabled: its session ends within a few rechecks, without waiting for its next Hello.
+            try await harness.client.query("UPDATE terminals SET status = 'disabled' WHERE terminal_id = 'till-2'")
+            let deadline = ContinuousClock.now + .seconds(10)
+            var closed = false
+            while !closed && ContinuousClock.now < deadline {
+                do { try await other.ping() } catch { closed = true }
+                if !closed { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(closed)
+            try await first.ping()
+            #expect(try await first.call(.lookup, lookup(card: "NOPE-0000")).status == .notFound)
+
+            // A new secret: the session proven with the old one ends; the new secret opens a new one.
+            let newSecret = TerminalAuth.randomBytes(32)
+            let rotated = TerminalAuth.credentials(secret: newSecret)
+            try await terminals.save(
+                terminalID: "till-1", storeID: "store-9", salt: rotated.salt, iterations: rotated.iterations,
+                storedKey: rotated.storedKey, serverKey: rotated.serverKey)
+            // Whatever the timer has done meanwhile, no session proven with the old key is left after a recheck.
+            await harness.listener.closeRevokedSessions()
+            await #expect(throws: (any Error).self) { _ = try await first.call(.lookup, lookup(card: "NOPE-0000")) }
+            let renewed = try await harness.connect()
+            try await renewed.hello(terminalID: "till-1", secret: newSecret)
+            #expect(try await renewed.call(.lookup, lookup(card: "NOPE-0000")).status == .notFound)
+            #expect(await harness.listener.closeRevokedSessions() == 0)
+            await renewed.close()
+        }
+    }
+
     @Test("Hello with the right secret authenticates and the server proves itself; lookup answers balances")
     func helloThenLookup() async throws {
         try await POSHarness.with { harness in

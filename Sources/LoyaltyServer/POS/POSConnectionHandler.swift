@@ -175,7 +175,7 @@ final class POSConnectionHandler: ChannelInboundHandler {
                 if case .authenticated(let session) = outcome.auth {
                     handler.state = .authenticated(session)
                     handler.handshakeTimer?.cancel()
-                    handler.registry.authenticated(context.channel)
+                    handler.registry.authenticated(context.channel, session: session)
                 } else {
                     handler.state = .awaitingHello
                 }

@@ -29,6 +29,9 @@ public struct POSConnectionLimits: Sendable {
     /// Connections not yet authenticated. When full, the oldest of them is closed to admit a new one, so idle
     /// unauthenticated sockets cannot lock real terminals out.
     public var maximumUnauthenticatedConnections = 1_000
+    /// How often authenticated sessions are checked against the terminal registry: a terminal disabled or given a
+    /// new secret through the admin API loses its open sessions within this time, not only at its next Hello.
+    public var terminalRecheckIntervalMs = 2_000
     /// Deadline applied when a request carries 0, and the largest one honoured.
     public var defaultDeadlineMs: UInt32 = 5_000
     public var maximumDeadlineMs: UInt32 = 60_000
@@ -54,6 +57,7 @@ public struct POSConnectionLimits: Sendable {
         check("writeStallTimeoutMs", writeStallTimeoutMs, 1...day)
         if socketSendBufferBytes != 0 { check("socketSendBufferBytes", socketSendBufferBytes, 4_096...64 * 1024 * 1024) }
         check("maximumConnections", maximumConnections, 1...1_000_000)
+        check("terminalRecheckIntervalMs", terminalRecheckIntervalMs, 50...3_600_000)
         // Above maximumConnections it simply never binds.
         check("maximumUnauthenticatedConnections", maximumUnauthenticatedConnections, 1...1_000_000)
         if defaultDeadlineMs == 0 || defaultDeadlineMs > maximumDeadlineMs {

@@ -11,6 +11,8 @@ final class POSConnectionRegistry: Sendable {
         var open: [ObjectIdentifier: any Channel] = [:]
         /// Admission order of the connections still unauthenticated (lower is older).
         var unauthenticated: [ObjectIdentifier: UInt64] = [:]
+        /// Who each authenticated connection is, for the terminal recheck.
+        var sessions: [ObjectIdentifier: POSSession] = [:]
         var nextSequence: UInt64 = 0
     }
 
@@ -53,8 +55,20 @@ final class POSConnectionRegistry: Sendable {
         return admission
     }
 
-    func authenticated(_ channel: any Channel) {
-        _ = state.withLockedValue { $0.unauthenticated.removeValue(forKey: ObjectIdentifier(channel)) }
+    func authenticated(_ channel: any Channel, session: POSSession) {
+        state.withLockedValue { state in
+            let id = ObjectIdentifier(channel)
+            state.unauthenticated.removeValue(forKey: id)
+            // A connection closed meanwhile is not brought back.
+            if state.open[id] != nil { state.sessions[id] = session }
+        }
+    }
+
+    /// Every authenticated connection with its session.
+    var authenticatedSessions: [(channel: any Channel, session: POSSession)] {
+        state.withLockedValue { state in
+            state.sessions.compactMap { id, session in state.open[id].map { ($0, session) } }
+        }
     }
 
     func remove(_ channel: any Channel) {
@@ -62,6 +76,7 @@ final class POSConnectionRegistry: Sendable {
         state.withLockedValue { state in
             state.open.removeValue(forKey: id)
             state.unauthenticated.removeValue(forKey: id)
+            state.sessions.removeValue(forKey: id)
         }
     }
 
@@ -78,6 +93,7 @@ enum POSConnectionCloses: String {
     case idleTimeout = "idle_timeout"
     case frameReadTimeout = "frame_read_timeout"
     case writeStall = "write_stall"
+    case terminalRevoked = "terminal_revoked"
     case tooManyRejections = "too_many_rejections"
     case malformedFrame = "malformed_frame"
 

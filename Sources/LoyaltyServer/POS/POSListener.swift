@@ -1,4 +1,5 @@
 import Logging
+import LoyaltyStore
 import NIOCore
 import NIOPosix
 import POSProtocol
@@ -14,6 +15,8 @@ public final class POSListener: Service {
     let drainTimeoutMs: Int
     private let serverChannel: any Channel
     private let connections: POSConnectionRegistry
+    private let terminals: TerminalStore
+    private let terminalRecheckInterval: Duration
 
     init(
         host: String, port: Int, service: POSService, limits: POSConnectionLimits, logger: Logger, drainTimeoutMs: Int = 10_000
@@ -23,6 +26,8 @@ public final class POSListener: Service {
         self.port = port
         self.logger = logger
         self.drainTimeoutMs = drainTimeoutMs
+        self.terminals = service.terminals
+        self.terminalRecheckInterval = .milliseconds(limits.terminalRecheckIntervalMs)
         let connections = POSConnectionRegistry(
             maximumConnections: limits.maximumConnections, maximumUnauthenticated: limits.maximumUnauthenticatedConnections)
         self.connections = connections
@@ -74,13 +79,56 @@ public final class POSListener: Service {
         logger.info("pos listener started", metadata: ["address": "\(host):\(boundPort)"])
         let channel = serverChannel
         // Cancellation (tests, a failing sibling service) stops it the same way as a graceful shutdown.
-        try await withTaskCancellationOrGracefulShutdownHandler {
-            try await channel.closeFuture.get()
-        } onCancelOrGracefulShutdown: {
-            channel.close(promise: nil)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.recheckTerminalsUntilCancelled() }
+            defer { group.cancelAll() }
+            try await withTaskCancellationOrGracefulShutdownHandler {
+                try await channel.closeFuture.get()
+            } onCancelOrGracefulShutdown: {
+                channel.close(promise: nil)
+            }
         }
         await drain()
         logger.info("pos listener stopped")
+    }
+
+    private func recheckTerminalsUntilCancelled() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: terminalRecheckInterval)
+            if Task.isCancelled { return }
+            await closeRevokedSessions()
+        }
+    }
+
+    /// Closes every session whose terminal was disabled, deleted or given a new secret since it authenticated.
+    /// When PostgreSQL cannot answer, sessions stay open (the tills keep working on what they proved) and the next
+    /// round tries again. Returns how many sessions were closed.
+    @discardableResult
+    func closeRevokedSessions() async -> Int {
+        let sessions = connections.authenticatedSessions
+        guard !sessions.isEmpty else { return 0 }
+        var records: [String: TerminalRecord] = [:]
+        let terminalIDs = Array(Set(sessions.map(\.session.terminalID))).sorted()
+        var start = 0
+        while start < terminalIDs.count {
+            let chunk = Array(terminalIDs[start..<min(start + 1_000, terminalIDs.count)])
+            start += chunk.count
+            do {
+                records.merge(try await terminals.records(terminalIDs: chunk)) { _, new in new }
+            } catch {
+                logger.warning("could not recheck terminals; their sessions stay open", metadata: ["error": "\(PostgresErrorText.describe(error))"])
+                return 0
+            }
+        }
+        var closed = 0
+        for (channel, session) in sessions {
+            if let record = records[session.terminalID], record.isActive, record.storedKey == session.storedKey { continue }
+            logger.notice("closing a session of a disabled or rotated terminal", metadata: ["terminal": "\(session.terminalID)"])
+            POSConnectionCloses.count(.terminalRevoked)
+            channel.close(promise: nil)
+            closed += 1
+        }
+        return closed
     }
 
     /// Goaway to every connection; each closes itself once its in-flight requests are answered.

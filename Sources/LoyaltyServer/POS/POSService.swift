@@ -12,6 +12,8 @@ import SwiftProtobuf
 public struct POSSession: Sendable, Equatable {
     public var terminalID: String
     public var storeID: String
+    /// The terminal's stored key when the session was proven: a rotation changes it, which ends the session.
+    public var storedKey: [UInt8] = []
 }
 
 /// What a POS request produced: a status, a payload, and for Hello steps the new authentication state.
@@ -125,7 +127,7 @@ final class POSService: Sendable {
         accepted.maxInFlight = UInt32(limits.maximumInFlight)
         accepted.maxFrameBytes = UInt32(limits.maximumFrameBytes)
         var outcome = POSOutcome.ok(accepted)
-        outcome.auth = .authenticated(POSSession(terminalID: terminal.terminalID, storeID: terminal.storeID))
+        outcome.auth = .authenticated(POSSession(terminalID: terminal.terminalID, storeID: terminal.storeID, storedKey: terminal.storedKey))
         logger.info("pos terminal authenticated", metadata: ["terminal": "\(terminal.terminalID)", "store": "\(terminal.storeID)"])
         return outcome
     }

@@ -69,20 +69,7 @@ public struct TierStore: Sendable {
             var tiers = try await Self.list(on: connection, logger: logger).filter { $0.code != tier.code }
             tiers.append(tier)
             try Self.validateLadder(tiers)
-            let rows = try await connection.query(
-                """
-                INSERT INTO tiers (code, name, rank, qualification_spend_minor, qualification_window_days, earn_rate_override_bp)
-                VALUES (\(tier.code), \(tier.name), \(tier.rank), \(tier.qualificationSpendMinor),
-                        \(tier.qualificationWindowDays), \(tier.earnRateOverrideBp))
-                ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, rank = EXCLUDED.rank,
-                    qualification_spend_minor = EXCLUDED.qualification_spend_minor,
-                    qualification_window_days = EXCLUDED.qualification_window_days,
-                    earn_rate_override_bp = EXCLUDED.earn_rate_override_bp, updated_at = now()
-                RETURNING tier_id
-                """, logger: logger)
-            var saved = tier
-            for try await id in rows.decode(Int64.self) { saved.tierId = id }
-            return saved
+            return try await Self.write(tier, on: connection, logger: logger)
         }
     }
 

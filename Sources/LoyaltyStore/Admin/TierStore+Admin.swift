@@ -81,7 +81,8 @@ extension TierStore {
         }
     }
 
-    private static func write(_ tier: Tier, on connection: PostgresConnection, logger: Logger) async throws -> Tier {
+    /// Inserts or updates (by code) one tier; the caller holds the ladder lock and has validated the ladder.
+    static func write(_ tier: Tier, on connection: PostgresConnection, logger: Logger) async throws -> Tier {
         let rows = try await connection.query(
             """
             INSERT INTO tiers (code, name, rank, qualification_spend_minor, qualification_window_days, earn_rate_override_bp)

@@ -80,6 +80,14 @@ func lookup(card: String) -> Loyalty_Pos_V1_LookupRequest {
 
 @Suite("POS server over TCP")
 struct POSServerTests {
+    @Test("a client's terminal id reaches the log only in the registry's alphabet")
+    func loggableTerminalID() {
+        #expect(POSService.loggable(terminalID: "till-1.A_b") == "till-1.A_b")
+        #expect(POSService.loggable(terminalID: "evil\n[ERROR] forged line") == "<not a terminal id: 24 bytes>")
+        #expect(POSService.loggable(terminalID: "") == "<not a terminal id: 0 bytes>")
+        #expect(POSService.loggable(terminalID: String(repeating: "a", count: 65)) == "<not a terminal id: 65 bytes>")
+    }
+
     @Test("a terminal disabled or given a new secret loses its open sessions at the next recheck; other terminals keep theirs")
     func revokedTerminalSessionsClose() async throws {
         var limits = POSConnectionLimits()

@@ -79,6 +79,16 @@ final class POSService: Sendable {
 
     // MARK: Hello
 
+    /// A terminal id as sent by a client, fit for a log line: as is when it could be a registered id
+    /// (A-Z a-z 0-9 _ . -, 1-64), else only its length, so nobody can write control characters into the log.
+    static func loggable(terminalID: String) -> String {
+        let valid = (1...64).contains(terminalID.utf8.count) && terminalID.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x5F || byte == 0x2E || byte == 0x2D
+        }
+        return valid ? terminalID : "<not a terminal id: \(terminalID.utf8.count) bytes>"
+    }
+
     func hello(_ payload: ByteBuffer) async -> POSOutcome {
         guard let request = try? Loyalty_Pos_V1_HelloRequest(serializedBytes: Array(buffer: payload)) else {
             return .error(.invalidArgument, "malformed_payload", "HelloRequest could not be decoded")
@@ -116,7 +126,8 @@ final class POSService: Sendable {
             return .error(.invalidArgument, "malformed_payload", "HelloProof could not be decoded")
         }
         guard terminal.isActive, TerminalAuth.verify(proof: Array(proof.clientProof), storedKey: terminal.storedKey, authMessage: authMessage) else {
-            logger.notice("pos authentication failed", metadata: ["terminal": "\(terminal.terminalID)"])
+            // The id comes from an unauthenticated client: log it only in the registry's own alphabet.
+            logger.notice("pos authentication failed", metadata: ["terminal": "\(Self.loggable(terminalID: terminal.terminalID))"])
             var failed = POSOutcome.error(.unauthenticated, "bad_credentials", "unknown terminal, disabled terminal or wrong secret")
             failed.auth = .failed
             return failed

@@ -165,6 +165,12 @@ bounded "$B_SEED" "$BIN/loyalty-loadtest" seed --database-url "$LT_URL" --member
 bounded "$B_MIGRATE" "$BIN/loyalty" token create --role readonly --name "load test" --database-url "$LT_URL" \
     | tail -n1 >"$ADMIN_TOKEN" || die "could not create the load-test admin token"
 
+# The database is new but Redis may still hold members cached from an earlier run's database (same ids, other
+# ledger versions): move the member cache to a new epoch, as the server does after a Redis outage, so nothing
+# cached before this run is served or blocks a newer write.
+timeout 10 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" INCR loyalty:cache-epoch >/dev/null \
+    || die "could not move the member cache to a new epoch (redis-cli INCR loyalty:cache-epoch)"
+
 # 5. The server, on free loopback ports, under a timeout that outlasts the rest of the run.
 read -r POS_PORT ADMIN_PORT < <(python3 -c 'import socket
 s = [socket.socket() for _ in range(2)]

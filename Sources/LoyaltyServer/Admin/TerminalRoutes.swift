@@ -19,9 +19,7 @@ enum TerminalRoutes {
             throw APIProblem.invalidParameter("query parameter \"status\" must be one of active, disabled")
         }
         let storeID = parameters.string("store_id")
-        if let storeID, !storeIDLength.contains(storeID.unicodeScalars.count)
-            || storeID.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        {
+        if let storeID, !PrintableText.isAcceptable(storeID, length: storeIDLength) {
             throw APIProblem.invalidParameter("query parameter \"store_id\" must be 1-64 characters")
         }
         let cursor = parameters.string("cursor")

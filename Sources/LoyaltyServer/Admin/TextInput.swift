@@ -1,12 +1,9 @@
-/// Free text from request bodies (names, tags, reasons), checked the way the OpenAPI document and PostgreSQL
-/// count it: length in Unicode scalars (JSON Schema's `maxLength` and PostgreSQL's `length()` count code points;
-/// Swift's `count` counts grapheme clusters, so a name with combining marks could pass here and fail a CHECK in
-/// the database as a 500), and no control characters (PostgreSQL text cannot hold NUL; a tab in a name is a
-/// mistake).
+import LoyaltyStore
+
+/// `PrintableText` for request bodies: a refusal is a 400 `invalid_body` naming the field.
 enum TextInput {
     static func isAcceptable(_ value: String, length: ClosedRange<Int>) -> Bool {
-        length.contains(value.unicodeScalars.count)
-            && !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        PrintableText.isAcceptable(value, length: length)
     }
 
     /// `value` if acceptable, else 400 `invalid_body` naming `field`.

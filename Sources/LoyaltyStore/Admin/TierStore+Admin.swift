@@ -131,10 +131,7 @@ extension TierStore {
         guard isValidCode(tier.code) else {
             throw .invalid(field: "code", reason: "must be 1-32 of a-z 0-9 _ starting with a letter")
         }
-        // Code points, as PostgreSQL's length() counts; no control characters (NUL cannot be stored at all).
-        guard (1...100).contains(tier.name.unicodeScalars.count),
-            !tier.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else { throw .invalid(field: "name", reason: "must be 1-100 characters, none of them control characters") }
+        guard PrintableText.isAcceptable(tier.name, length: 1...100) else { throw .invalid(field: "name", reason: "must be 1-100 characters, none of them control characters") }
         guard (0...1_000_000).contains(tier.rank) else { throw .invalid(field: "rank", reason: "must be 0-1000000") }
         guard tier.qualificationSpendMinor >= 0 else {
             throw .invalid(field: "qualification_spend_minor", reason: "must not be negative")

@@ -92,8 +92,7 @@ public struct SegmentDefinition: Sendable, Equatable, Codable {
             guard !values.isEmpty, values.count <= 50 else { throw .invalid(field: field, message: "give 1-50 values") }
             // Codes are printable text: a control character (NUL above all, which PostgreSQL text cannot hold) is a
             // client mistake, not a server error.
-            for value in values
-            where !(1...64).contains(value.unicodeScalars.count) || value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            for value in values where !PrintableText.isAcceptable(value, length: 1...64) {
                 throw .invalid(field: field, message: "values are 1-64 printable characters")
             }
         }

@@ -37,9 +37,17 @@ public struct TerminalStore: Sendable {
         self.logger = logger
     }
 
+    /// A terminal id as the registry stores them: 1-64 of A-Z a-z 0-9 _ . - (the table's CHECK says the same).
+    public static func isValid(terminalID: String) -> Bool {
+        (1...64).contains(terminalID.utf8.count) && terminalID.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x5F || byte == 0x2E || byte == 0x2D
+        }
+    }
+
     /// Inserts or replaces a terminal's credentials (registration and rotation are the same write).
     public func save(terminalID: String, storeID: String, salt: [UInt8], iterations: Int, storedKey: [UInt8], serverKey: [UInt8]) async throws {
-        guard terminalID.range(of: "^[A-Za-z0-9_.-]{1,64}$", options: .regularExpression) != nil else {
+        guard Self.isValid(terminalID: terminalID) else {
             throw StoreError.notFound("valid terminal id (1-64 of A-Z a-z 0-9 _ . -): '\(terminalID)'")
         }
         try await client.query(
@@ -72,14 +80,6 @@ public struct TerminalStore: Sendable {
     }
 
     public func find(terminalID: String) async throws -> TerminalRecord? {
-        let rows = try await client.query(
-            "SELECT terminal_id, store_id, salt, iterations, stored_key, server_key, status FROM terminals WHERE terminal_id = \(terminalID)",
-            logger: logger)
-        for try await (id, store, salt, iterations, stored, server, status) in rows.decode((String, String, ByteBuffer, Int, ByteBuffer, ByteBuffer, String).self) {
-            return TerminalRecord(
-                terminalID: id, storeID: store, salt: Array(buffer: salt), iterations: iterations,
-                storedKey: Array(buffer: stored), serverKey: Array(buffer: server), isActive: status == "active")
-        }
-        return nil
+        try await records(terminalIDs: [terminalID])[terminalID]
     }
 }

@@ -82,11 +82,7 @@ final class POSService: Sendable {
     /// A terminal id as sent by a client, fit for a log line: as is when it could be a registered id
     /// (A-Z a-z 0-9 _ . -, 1-64), else only its length, so nobody can write control characters into the log.
     static func loggable(terminalID: String) -> String {
-        let valid = (1...64).contains(terminalID.utf8.count) && terminalID.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == 0x5F || byte == 0x2E || byte == 0x2D
-        }
-        return valid ? terminalID : "<not a terminal id: \(terminalID.utf8.count) bytes>"
+        TerminalStore.isValid(terminalID: terminalID) ? terminalID : "<not a terminal id: \(terminalID.utf8.count) bytes>"
     }
 
     func hello(_ payload: ByteBuffer) async -> POSOutcome {

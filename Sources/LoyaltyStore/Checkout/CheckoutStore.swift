@@ -62,8 +62,8 @@ public struct CheckoutStore: Sendable {
         let expiresAt = Date().addingTimeInterval(TimeInterval(request.holdSeconds))
         return try await write(
             """
-            SELECT r - 'member', r -> 'member' FROM pos_hold(\(key.scope), \(key.key), \(hash), \(request.memberID),
-                \(request.points), \(expiresAt), \(request.terminalID)) AS r
+            SELECT r - 'member', r -> 'member' FROM pos_hold(\(key.scope), \(key.key), \(hash), \(request.terminalID),
+                \(request.posTransactionID), \(request.memberID), \(request.points), \(expiresAt)) AS r
             """)
     }
 

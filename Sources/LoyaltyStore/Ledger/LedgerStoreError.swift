@@ -80,7 +80,7 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .holdNotActive(let id, let state): "hold \(id) is \(state), not active"
         case .holdExceeded(let id, let requested, let held):
             "redeeming \(requested) is more than the \(held) held by hold \(id)"
-        case .holdMismatch(let id): "hold \(id) belongs to another member or unit"
+        case .holdMismatch(let id): "hold \(id) belongs to another member, terminal or transaction: a Commit names the hold its own Hold took, with the same pos_transaction_id"
         case .unknownEntry(let id): "unknown ledger entry \(id)"
         case .notReversible(let id, let kind): "entry \(id) is a \(kind); only accruals and redemptions can be reversed"
         case .reversalExceedsRemaining(let id, let requested, let remaining):

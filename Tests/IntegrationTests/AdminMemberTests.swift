@@ -142,15 +142,22 @@ struct AdminMemberTests {
         }
     }
 
-    @Test("a tier set through PATCH is recorded in the tier history with the token as actor")
+    @Test("only an admin sets a tier through PATCH; it is recorded in the tier history with the token and its role")
     func tierChange() async throws {
         try await AdminHarness.run { api in
             try await api.postgres.query(
                 "INSERT INTO tiers (code, name, rank, qualification_spend_minor, qualification_window_days) VALUES ('gold', 'Gold', 1, 100000, 365)",
                 logger: TestServices.logger)
             let id = try await api.createMember()
-            let updated = try await api.call(.patch, "/v1/members/\(id)", token: api.support, json: #"{"tier_code": "gold"}"#)
+            // Support may edit the profile, not the tier (which sets the earn rate); nothing changes.
+            try await api.call(.patch, "/v1/members/\(id)", token: api.support, json: #"{"tier_code": "gold", "given_name": "Ada"}"#)
+                .expectProblem(.forbidden, "forbidden")
+            let unchanged = try await api.call(.get, "/v1/members/\(id)", token: api.admin).json
+            #expect(unchanged["tier_code"]?.string == "base" && unchanged["given_name"]?.isNull != false)
+            let updated = try await api.call(.patch, "/v1/members/\(id)", token: api.admin, json: #"{"tier_code": "gold"}"#)
             #expect(updated.json["tier_code"]?.string == "gold", "\(updated.text)")
+            let reasons = try await api.postgres.query("SELECT reason FROM tier_changes WHERE member_id = \(id)", logger: TestServices.logger)
+            for try await reason in reasons.decode(String.self) { #expect(reason.hasPrefix("set by admin token "), "\(reason)") }
             let rows = try await api.postgres.query(
                 """
                 SELECT f.code, t.code, c.actor FROM tier_changes c
@@ -162,10 +169,10 @@ struct AdminMemberTests {
             #expect(changes.count == 1)
             #expect(changes.first?.hasPrefix("base>gold admin:") == true, "\(changes)")
             // Setting the tier it already has records nothing more.
-            _ = try await api.call(.patch, "/v1/members/\(id)", token: api.support, json: #"{"tier_code": "gold"}"#)
+            _ = try await api.call(.patch, "/v1/members/\(id)", token: api.admin, json: #"{"tier_code": "gold"}"#)
             let count = try await api.postgres.query("SELECT count(*) FROM tier_changes", logger: TestServices.logger)
             for try await value in count.decode(Int64.self) { #expect(value == 1) }
-            try await api.call(.patch, "/v1/members/\(id)", token: api.support, json: #"{"tier_code": "diamond"}"#)
+            try await api.call(.patch, "/v1/members/\(id)", token: api.admin, json: #"{"tier_code": "diamond"}"#)
                 .expectProblem(.badRequest, "invalid_body")
         }
     }
@@ -281,10 +288,43 @@ struct AdminMemberTests {
                 memberID: id, tierCode: "base", tierName: "Member", status: "active", cardNumber: "CARD-4001",
                 points: .init(available: 0), cashbackMinor: .init(available: 0), ledgerVersion: 0)
             #expect(try await cache.put(snapshot) == .stored)
-            #expect(await cache.member(id: id) == .hit(snapshot))
+            #expect(await cache.member(id: id) == .hit(snapshot.withoutIdentifiers))
             #expect(try await api.call(.post, "/v1/members/\(id)/block", token: api.admin).status == .ok)
             #expect(await cache.member(id: id) == .miss)
             #expect(await cache.member(card: "CARD-4001") == .miss)
+        }
+    }
+
+    @Test("an erasure removes the member's blob and the index keys of its card and phone from Redis before it answers")
+    func erasureClearsTheCache() async throws {
+        let namespace = "test-erase-\(UUID().uuidString.prefix(8))"
+        let redis = try TestServices.redisClient()
+        defer { Task { await redis.shutdown() } }
+        try await AdminHarness.run(cache: { redis in
+            var configuration = MemberCache.Configuration()
+            configuration.namespace = namespace
+            return try MemberCache(redis: redis, configuration: configuration, logger: TestServices.logger)
+        }) { api in
+            let id = try await api.createMember(#"{"card_number": "CARD-4777", "phone": "+4930477777"}"#)
+            var configuration = MemberCache.Configuration()
+            configuration.namespace = namespace
+            let cache = try MemberCache(redis: redis, configuration: configuration, logger: TestServices.logger)
+            let snapshot = CachedMember(
+                memberID: id, tierCode: "base", tierName: "Member", status: "active", cardNumber: "CARD-4777",
+                phone: "+4930477777", points: .init(available: 0), cashbackMinor: .init(available: 0), ledgerVersion: 0)
+            #expect(try await cache.put(snapshot) == .stored)
+            #expect(await cache.member(card: "CARD-4777") == .hit(snapshot.withoutIdentifiers))
+            func indexKeys() async throws -> [String] {
+                (try await redis.send(["KEYS", "\(namespace):*"]).elements ?? []).compactMap(\.string)
+                    .filter { $0.contains(":card:") || $0.contains(":phone:") }
+            }
+            #expect(try await indexKeys().count == 2)
+
+            #expect(try await api.call(.post, "/v1/members/\(id)/erase", token: api.admin).status == .ok)
+            #expect(try await indexKeys().isEmpty)
+            #expect(await cache.member(card: "CARD-4777") == .miss)
+            #expect(await cache.member(phone: "+4930477777") == .miss)
+            #expect(await cache.member(id: id) == .miss)
         }
     }
 

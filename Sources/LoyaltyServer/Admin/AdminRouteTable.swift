@@ -3,7 +3,7 @@ import LoyaltyStore
 
 /// Every route of the admin HTTP API, in one table. Roles: `admin` may do everything (alone: tier changes,
 /// terminals, rules reload, the audit log); `marketer` reads member search and balances, manages segments and
-/// campaigns, validates rules and reads reports; `support` reads and updates members, blocks and unblocks, reads
+/// campaigns, validates rules and reads reports; `support` reads and updates members (not their tier), blocks and unblocks, reads
 /// ledger history and adjusts up to `AdminPolicy.supportAdjustmentLimit`; `readonly` may only GET (reports too).
 public enum AdminRouteTable {
     static let readers: Set<AdminRole> = [.admin, .marketer, .support, .readonly]

@@ -73,6 +73,15 @@ struct AdminServices: Sendable {
     /// Makes the till's cached copy of a member miss until a snapshot at least as new as `ledgerVersion` is put:
     /// after a block, an erasure or a changed card the till must not go on seeing the old one. A failure moves the
     /// cache to a new epoch (see `MemberCache`), so it is only logged.
+    func eraseCachedMember(_ memberID: Int64, ledgerVersion: Int64, cardNumber: String?, phone: String?, logger: Logger) async {
+        guard let cache else { return }
+        do {
+            try await cache.erase(memberID: memberID, ledgerVersion: ledgerVersion, cardNumber: cardNumber, phone: phone)
+        } catch {
+            logger.warning("member cache erasure refused", metadata: ["member": "\(memberID)", "error": "\(error)"])
+        }
+    }
+
     func invalidateCachedMember(_ memberID: Int64, ledgerVersion: Int64, logger: Logger) async {
         guard let cache else { return }
         do {

@@ -41,8 +41,16 @@ enum MemberRoutes {
         let memberID = try AdminRequestParameters(request, context).id()
         let expectedVersion = try ifMatchVersion(request)
         let patch = try MemberInput.patch(from: try await JSONRequestBody.object(request))
+        let audit = try context.auditContext()
+        // The tier sets the earn rate, so moving a member by hand is an admin's decision, like the ladder itself;
+        // support would otherwise sidestep its adjustment limit.
+        if patch.tierCode != nil, audit.actor.role != .admin {
+            throw APIProblem(
+                .forbidden,
+                "only an admin may set \"tier_code\"; the token's role is \(audit.actor.role.rawValue): leave the field out, or ask an admin")
+        }
         let member = try await services.members(context).update(
-            memberID: memberID, patch, expectedVersion: expectedVersion, audit: try context.auditContext())
+            memberID: memberID, patch, expectedVersion: expectedVersion, audit: audit)
         await services.invalidateCachedMember(memberID, ledgerVersion: member.ledgerVersion, logger: context.logger)
         return try response(member)
     }
@@ -59,9 +67,12 @@ enum MemberRoutes {
     @Sendable static func erase(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
         let memberID = try AdminRequestParameters(request, context).id()
         try await JSONRequestBody.object(request, required: false).allowOnly([])
-        let member = try await services.members(context).erase(memberID: memberID, audit: try context.auditContext())
-        await services.invalidateCachedMember(memberID, ledgerVersion: member.ledgerVersion, logger: context.logger)
-        return try response(member)
+        let erased = try await services.members(context).erase(memberID: memberID, audit: try context.auditContext())
+        // Before answering: the cache drops the member and the index keys of its card and phone.
+        await services.eraseCachedMember(
+            memberID, ledgerVersion: erased.member.ledgerVersion, cardNumber: erased.cardNumber, phone: erased.phone,
+            logger: context.logger)
+        return try response(erased.member)
     }
 
     static func setBlocked(

@@ -111,7 +111,7 @@ public struct AdminMemberStore: Sendable {
                 var tierID: Int64?
                 if let code = patch.tierCode {
                     let id = try await Self.tierID(code: code, on: connection, logger: logger)
-                    let reason = "set by admin token \(audit.actor.tokenID) (\(audit.actor.name))"
+                    let reason = "set by \(audit.actor.role.rawValue) token \(audit.actor.tokenID) (\(audit.actor.name))"
                     // Through the tier history like every other tier change (tier_changes says who and why).
                     try await connection.query(
                         """
@@ -176,11 +176,19 @@ public struct AdminMemberStore: Sendable {
     /// Erases the member's personal data, irreversibly: identifiers, names and birth date become NULL, the status
     /// `erased`. The member id and the whole ledger stay. Earlier audit rows about the member are redacted, and the
     /// erasure's own row names the cleared fields, never their values. Already erased: returned unchanged.
-    public func erase(memberID: Int64, audit: AuditContext) async throws -> AdminMember {
+    /// Erases the member's personal data. Returns the erased member and the card number and phone it had (nil
+    /// when it had none, or was already erased), so the caller can remove what the cache keyed by them.
+    public func erase(memberID: Int64, audit: AuditContext) async throws -> (member: AdminMember, cardNumber: String?, phone: String?) {
         let logger = self.logger
         return try await client.transaction(logger: logger) { connection in
             let before = try await Self.lock(memberID: memberID, on: connection, logger: logger)
-            guard !before.isErased else { return before }
+            guard !before.isErased else { return (before, nil, nil) }
+            var cardNumber: String?
+            var phone: String?
+            if case .object(let fields) = before.representation {
+                if case .string(let value)? = fields["card_number"] { cardNumber = value }
+                if case .string(let value)? = fields["phone"] { phone = value }
+            }
             let rows = try await connection.query(
                 """
                 UPDATE members AS m SET status = 'erased', erased_at = now(), card_number = NULL, phone = NULL,
@@ -201,7 +209,7 @@ public struct AdminMemberStore: Sendable {
                     action: "member.erase", resource: resource, before: .object(["status": .string(before.status)]),
                     after: .object(["status": .string("erased"), "erased_fields": .array(cleared)])),
                 context: audit, on: connection, logger: logger)
-            return after
+            return (after, cardNumber, phone)
         }
     }
 

@@ -34,6 +34,9 @@ final class POSConnectionHandler: ChannelInboundHandler {
     private var idleTimer: Scheduled<Void>?
     /// Runs while the till leaves our responses unread (the channel is above its write-buffer high watermark).
     private var writeStallTimer: Scheduled<Void>?
+    /// While draining: completes when the last response written so far has reached the socket. The connection
+    /// closes only then, so an answer queued for the end-of-turn flush is never discarded by the close.
+    private var lastDrainWrite: EventLoopFuture<Void>?
 
     /// A goaway that may never be written (the till reads nothing) does not keep the connection open longer.
     static let goawayGraceMs: Int64 = 1_000
@@ -82,8 +85,9 @@ final class POSConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is POSGoawayEvent {
             draining = true
-            context.writeAndFlush(wrapOutboundOut(Frame(kind: .goaway, method: 0, requestID: 0, deadlineOrStatus: POSStatus.unavailable.rawValue, payload: ByteBuffer())), promise: nil)
-            if inFlight == 0 { context.close(promise: nil) }
+            lastDrainWrite = context.writeAndFlush(wrapOutboundOut(Frame(
+                kind: .goaway, method: 0, requestID: 0, deadlineOrStatus: POSStatus.unavailable.rawValue, payload: ByteBuffer())))
+            if inFlight == 0 { closeWhenWritten(context: context) }
         } else if event is POSFrameReadTimeoutEvent {
             POSConnectionCloses.count(.frameReadTimeout)
             goawayAndClose(.deadlineExceeded, code: "frame_timeout",
@@ -103,7 +107,7 @@ final class POSConnectionHandler: ChannelInboundHandler {
             handleRequest(frame, context: context)
         case .goaway:
             draining = true
-            if inFlight == 0 { context.close(promise: nil) }
+            if inFlight == 0 { closeWhenWritten(context: context) }
         case .pong, .response:
             break  // a till answering our pings, or noise: harmless
         }
@@ -230,7 +234,14 @@ final class POSConnectionHandler: ChannelInboundHandler {
 
     private func write(_ frame: Frame, context: ChannelHandlerContext) {
         guard context.channel.isActive, !closing else { return }
-        context.write(wrapOutboundOut(frame), promise: nil)
+        if draining {
+            // Few writes are left; each is tracked so the close waits for the last one.
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.write(wrapOutboundOut(frame), promise: promise)
+            lastDrainWrite = promise.futureResult
+        } else {
+            context.write(wrapOutboundOut(frame), promise: nil)
+        }
         guard !flushScheduled else { return }
         flushScheduled = true
         let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
@@ -244,7 +255,21 @@ final class POSConnectionHandler: ChannelInboundHandler {
     private func finishOne(context: ChannelHandlerContext) {
         inFlight -= 1
         assert(inFlight >= 0, "in-flight count went negative")
-        if draining && inFlight == 0 { context.close(promise: nil) }
+        if draining && inFlight == 0 { closeWhenWritten(context: context) }
+    }
+
+    /// The drain's end: every admitted request has its answer written; flush them, close once the last has left
+    /// (or after a short grace, if the till stopped reading). A plain close here would fail the writes still
+    /// waiting for the end-of-turn flush: that dropped answers to applied commits at shutdown.
+    private func closeWhenWritten(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.flush()
+        if let lastDrainWrite {
+            lastDrainWrite.whenComplete { _ in channel.close(promise: nil) }
+            context.eventLoop.scheduleTask(in: .milliseconds(Self.goawayGraceMs)) { channel.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
     }
 
     private func resetIdleTimer(context: ChannelHandlerContext) {

@@ -56,49 +56,71 @@ public struct CachedMember: Codable, Sendable, Equatable {
         case points = "pt", cashbackMinor = "cb", ledgerVersion = "lv"
     }
 
-    /// The blob stored in Redis: a fixed binary layout, because decoding it is on every till lookup and a JSON
-    /// decoder took a tenth of the server's time there. Layout (big-endian): `0xB1`, member id, ledger version,
-    /// points available/pending/held, cashback available/pending/held (each Int64), then tier code, tier name,
-    /// status, card, phone as u16 length + UTF-8 (length 0xFFFF = absent).
-    static let blobMagic: UInt8 = 0xB1
+    /// The same member without its identifiers: what a lookup from Redis returns (the blob holds only their
+    /// digests).
+    public var withoutIdentifiers: CachedMember {
+        var copy = self
+        copy.cardNumber = nil
+        copy.phone = nil
+        return copy
+    }
 
-    func encoded() throws(CacheError) -> [UInt8] {
+    /// The blob stored in Redis: a fixed binary layout, because decoding it is on every till lookup and a JSON
+    /// decoder took a tenth of the server's time there. Layout (big-endian): `0xB2`, member id, ledger version,
+    /// points available/pending/held, cashback available/pending/held (each Int64), then tier code, tier name,
+    /// status as u16 length + UTF-8, then the keyed digests of card and phone (`IdentifierDigest`) as u16 length +
+    /// bytes (length 0xFFFF = absent). No card number or phone is ever stored.
+    static let blobMagic: UInt8 = 0xB2
+
+    func encoded(digests: IdentifierDigest) throws(CacheError) -> [UInt8] {
         var bytes: [UInt8] = [Self.blobMagic]
-        bytes.reserveCapacity(96 + tierCode.utf8.count + tierName.utf8.count + (cardNumber?.utf8.count ?? 0))
+        bytes.reserveCapacity(104 + tierCode.utf8.count + tierName.utf8.count)
         for value in [memberID, ledgerVersion, points.available, points.pending, points.held,
                       cashbackMinor.available, cashbackMinor.pending, cashbackMinor.held] {
             withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
         }
-        for text in [tierCode, tierName, status, cardNumber, phone] as [String?] {
-            guard let text else {
+        let fields: [[UInt8]?] = [
+            Array(tierCode.utf8), Array(tierName.utf8), Array(status.utf8),
+            cardNumber.map { digests.digest($0, kind: .card) }, phone.map { digests.digest($0, kind: .phone) },
+        ]
+        for field in fields {
+            guard let field else {
                 bytes.append(contentsOf: [0xFF, 0xFF])
                 continue
             }
-            let utf8 = Array(text.utf8)
-            guard utf8.count < 0xFFFF else { throw .limitExceeded("member \(memberID): a text field of \(utf8.count) bytes") }
-            bytes.append(UInt8(utf8.count >> 8))
-            bytes.append(UInt8(utf8.count & 0xFF))
-            bytes.append(contentsOf: utf8)
+            guard field.count < 0xFFFF else { throw .limitExceeded("member \(memberID): a text field of \(field.count) bytes") }
+            bytes.append(UInt8(field.count >> 8))
+            bytes.append(UInt8(field.count & 0xFF))
+            bytes.append(contentsOf: field)
         }
         return bytes
     }
 
+    /// A blob read back: the member (without identifiers) and the digests of its card and phone.
+    struct Blob: Equatable {
+        var member: CachedMember
+        var cardDigest: [UInt8]?
+        var phoneDigest: [UInt8]?
+    }
+
     /// nil for bytes that are not a member blob (treated as a miss: the next `put` replaces them).
-    static func decode(_ bytes: [UInt8]) -> CachedMember? {
+    static func decode(_ bytes: [UInt8]) -> Blob? {
         guard bytes.first == blobMagic else { return nil }
         var reader = BlobReader(bytes: bytes, offset: 1)
         guard let id = reader.int64(), let version = reader.int64(),
               let pointsAvailable = reader.int64(), let pointsPending = reader.int64(), let pointsHeld = reader.int64(),
               let cashAvailable = reader.int64(), let cashPending = reader.int64(), let cashHeld = reader.int64(),
-              let tierCode = reader.text(), let tierName = reader.text(), let status = reader.text(),
-              let card = reader.optionalText(), let phone = reader.optionalText(),
-              let tierCodeValue = tierCode, let tierNameValue = tierName, let statusValue = status,
+              let tierCode = reader.field(), let tierName = reader.field(), let status = reader.field(),
+              let card = reader.field(), let phone = reader.field(),
+              let tierCodeBytes = tierCode, let tierNameBytes = tierName, let statusBytes = status,
               reader.offset == bytes.count
         else { return nil }
-        return CachedMember(
-            memberID: id, tierCode: tierCodeValue, tierName: tierNameValue, status: statusValue, cardNumber: card,
-            phone: phone, points: Balances(available: pointsAvailable, pending: pointsPending, held: pointsHeld),
+        let member = CachedMember(
+            memberID: id, tierCode: String(decoding: tierCodeBytes, as: UTF8.self),
+            tierName: String(decoding: tierNameBytes, as: UTF8.self), status: String(decoding: statusBytes, as: UTF8.self),
+            points: Balances(available: pointsAvailable, pending: pointsPending, held: pointsHeld),
             cashbackMinor: Balances(available: cashAvailable, pending: cashPending, held: cashHeld), ledgerVersion: version)
+        return Blob(member: member, cardDigest: card, phoneDigest: phone)
     }
 }
 
@@ -116,45 +138,48 @@ private struct BlobReader {
     }
 
     /// `.some(nil)` for an absent field, nil for bytes that do not fit the layout.
-    mutating func optionalText() -> String?? {
+    mutating func field() -> [UInt8]?? {
         guard offset + 2 <= bytes.count else { return nil }
         let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
         offset += 2
         if length == 0xFFFF { return .some(nil) }
         guard offset + length <= bytes.count else { return nil }
-        let text = String(decoding: bytes[offset..<(offset + length)], as: UTF8.self)
+        let field = Array(bytes[offset..<(offset + length)])
         offset += length
-        return .some(text)
+        return .some(field)
     }
-
-    mutating func text() -> String?? { optionalText() }
 }
 
-/// The Redis keys of the member cache. Layout (`loyalty` is the configurable namespace, `b1` the blob layout,
-/// `7` the epoch):
+/// The Redis keys of the member cache. Layout (`loyalty` is the configurable namespace, `b2` the blob layout,
+/// `7` the epoch, `<digest>` the keyed digest of a card number or phone, `IdentifierDigest`):
 ///
 ///     loyalty:cache-epoch             the shared epoch counter (no TTL: losing it is detected and bumped past)
-///     loyalty:b1:e7:{m42}:member      hash: v = ledger version, b = the member blob (b absent: invalidated)
-///     loyalty:b1:e7:card:<card>       member id as text
-///     loyalty:b1:e7:phone:<phone>     member id as text
+///     loyalty:b2:e7:{m42}:member      hash: v = ledger version, b = the member blob (b absent: invalidated)
+///     loyalty:b2:e7:card:<digest>     member id as text
+///     loyalty:b2:e7:phone:<digest>    member id as text
 ///
-/// The blob layout is part of every key: a server with a new layout never reads (or, at an equal ledger version,
-/// fails to replace) blobs of the old one; those simply expire.
+/// No key or value holds a card number or phone. The blob layout is part of every key: a server with a new
+/// layout never reads (or, at an equal ledger version, fails to replace) blobs of the old one; those simply expire.
 ///
 /// `{m42}` is a Redis Cluster hash tag: everything the versioned-write script touches is in one slot. Index keys
 /// are written by separate commands, so they may live on any slot.
 struct MemberCacheKeys: Sendable {
     let namespace: String
+    let digests: IdentifierDigest
 
     var epoch: String { "\(namespace):cache-epoch" }
 
-    static let blobLayout = "b1"
+    static let blobLayout = "b2"
 
     func member(_ memberID: Int64, epoch: Int64) -> String { "\(namespace):\(Self.blobLayout):e\(epoch):{m\(memberID)}:member" }
 
-    func card(_ card: String, epoch: Int64) -> String { "\(namespace):\(Self.blobLayout):e\(epoch):card:\(card)" }
+    func card(_ card: String, epoch: Int64) -> String {
+        "\(namespace):\(Self.blobLayout):e\(epoch):card:\(digests.hex(card, kind: .card))"
+    }
 
-    func phone(_ phone: String, epoch: Int64) -> String { "\(namespace):\(Self.blobLayout):e\(epoch):phone:\(phone)" }
+    func phone(_ phone: String, epoch: Int64) -> String {
+        "\(namespace):\(Self.blobLayout):e\(epoch):phone:\(digests.hex(phone, kind: .phone))"
+    }
 
     /// A card number or phone fit to be part of a key: not empty, no control characters or spaces (they make keys
     /// unreadable in redis-cli and logs), and the whole key within the limit.

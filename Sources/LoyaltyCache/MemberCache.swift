@@ -44,6 +44,9 @@ public final class MemberCache: Sendable {
         public var timeToLive: Duration = .seconds(3_600)
         /// How often the shared epoch is read again, which bounds how long a server may use an old epoch.
         public var epochRefreshInterval: Duration = .seconds(5)
+        /// Keys the digests that stand for card numbers and phones in keys and blobs. Servers sharing a Redis must
+        /// share it (the server reads it from PostgreSQL); the default is this process's own.
+        public var identifierDigest: IdentifierDigest = .processLocal()
 
         public init() {}
     }
@@ -52,7 +55,7 @@ public final class MemberCache: Sendable {
     public enum Limits {
         /// A blob larger than this is refused: members are small, and a big value would slow every lookup.
         public static let maximumBlobBytes = 16 * 1_024
-        /// Card numbers and phones are part of keys; with the namespace this keeps every key under 256 bytes.
+        /// Longest card number or phone accepted (only its fixed-size digest reaches a key).
         public static let maximumIdentifierBytes = 128
         public static let maximumNamespaceBytes = 64
         public static let timeToLive: ClosedRange<Duration> = .seconds(1) ... .seconds(7 * 24 * 3_600)
@@ -128,7 +131,7 @@ public final class MemberCache: Sendable {
         }
         self.redis = redis
         self.configuration = configuration
-        self.keys = MemberCacheKeys(namespace: configuration.namespace)
+        self.keys = MemberCacheKeys(namespace: configuration.namespace, digests: configuration.identifierDigest)
         self.recoverySignal = recoverySignal
         self.logger = logger
         // Recoveries before this cache existed cannot have left anything stale in it.
@@ -154,18 +157,20 @@ public final class MemberCache: Sendable {
     }
 
     public func member(card: String) async -> Lookup {
-        await lookUp(identifier: card, kind: "card number", key: keys.card) { $0.cardNumber == card }
+        let digest = keys.digests.digest(card, kind: .card)
+        return await lookUp(identifier: card, kind: "card number", key: keys.card) { $0.cardDigest == digest }
     }
 
     public func member(phone: String) async -> Lookup {
-        await lookUp(identifier: phone, kind: "phone", key: keys.phone) { $0.phone == phone }
+        let digest = keys.digests.digest(phone, kind: .phone)
+        return await lookUp(identifier: phone, kind: "phone", key: keys.phone) { $0.phoneDigest == digest }
     }
 
     /// Index → member id → blob. The blob must still carry the identifier: an index is written after its blob and
     /// not removed when a card moves, so it may point at a member who no longer has that card.
     private func lookUp(
         identifier: String, kind: String, key: (String, Int64) -> String,
-        matches: @Sendable (CachedMember) -> Bool
+        matches: @Sendable (CachedMember.Blob) -> Bool
     ) async -> Lookup {
         // An identifier no key can be made of was never cached.
         guard (try? MemberCacheKeys.checkIdentifier(identifier, kind: kind)) != nil else { return countedMiss() }
@@ -184,18 +189,18 @@ public final class MemberCache: Sendable {
         return await blob(memberID: memberID, epoch: epoch, matches: matches)
     }
 
-    private func blob(memberID: Int64, epoch: Int64, matches: @Sendable (CachedMember) -> Bool) async -> Lookup {
+    private func blob(memberID: Int64, epoch: Int64, matches: @Sendable (CachedMember.Blob) -> Bool) async -> Lookup {
         let reply: RedisValue
         do {
             reply = try await redis.send(["HGET", keys.member(memberID, epoch: epoch), "b"])
         } catch {
             return lookupFailed(error)
         }
-        guard let bytes = reply.bytes, let member = CachedMember.decode(bytes), member.memberID == memberID,
-            matches(member)
+        guard let bytes = reply.bytes, let blob = CachedMember.decode(bytes), blob.member.memberID == memberID,
+            matches(blob)
         else { return countedMiss() }
         counters.hits.add(1, ordering: .relaxed)
-        return .hit(member)
+        return .hit(blob.member)
     }
 
     private func countedMiss() -> Lookup {
@@ -221,7 +226,7 @@ public final class MemberCache: Sendable {
         try Self.checkVersion(memberID: member.memberID, ledgerVersion: member.ledgerVersion)
         if let card = member.cardNumber { try MemberCacheKeys.checkIdentifier(card, kind: "card number") }
         if let phone = member.phone { try MemberCacheKeys.checkIdentifier(phone, kind: "phone") }
-        let blob = try member.encoded()
+        let blob = try member.encoded(digests: keys.digests)
         guard blob.count <= Limits.maximumBlobBytes else {
             throw .limitExceeded(
                 "member \(member.memberID) encodes to \(blob.count) bytes, over \(Limits.maximumBlobBytes)")
@@ -255,6 +260,24 @@ public final class MemberCache: Sendable {
         switch await currentEpoch() {
         case .success(let value): epoch = value
         case .failure(let error): return writeFailed(error)
+        }
+        return await versionedWrite(memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch)
+    }
+
+    /// For an erased member: invalidates like `invalidate`, and deletes the index keys of the identifiers it had
+    /// (given by the caller, read before the erasure), so no key links those identifiers' digests to it any more.
+    /// Call it before answering the erasure.
+    @discardableResult
+    public func erase(memberID: Int64, ledgerVersion: Int64, cardNumber: String?, phone: String?) async throws(CacheError) -> WriteOutcome {
+        try Self.checkVersion(memberID: memberID, ledgerVersion: ledgerVersion)
+        let epoch: Int64
+        switch await currentEpoch() {
+        case .success(let value): epoch = value
+        case .failure(let error): return writeFailed(error)
+        }
+        let indexes = [cardNumber.map { keys.card($0, epoch: epoch) }, phone.map { keys.phone($0, epoch: epoch) }].compactMap { $0 }
+        if !indexes.isEmpty {
+            do { _ = try await redis.send(["DEL"] + indexes) } catch { return writeFailed(error) }
         }
         return await versionedWrite(memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch)
     }

@@ -28,6 +28,12 @@ public enum RedisValue: Sendable, Equatable {
         if case .integer(let value) = self { return value }
         return nil
     }
+
+    /// The elements of an array reply.
+    public var elements: [RedisValue]? {
+        if case .array(let values) = self { return values }
+        return nil
+    }
 }
 
 /// Errors of the cache layer. None of them is fatal to a request: callers fall back to PostgreSQL.

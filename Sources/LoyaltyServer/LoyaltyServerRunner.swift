@@ -35,7 +35,6 @@ public enum LoyaltyServerRunner {
         // outage may be stale (writes that failed while Redis was down never reached it).
         let recovery = RedisRecoverySignal()
         let redis = RedisClient(configuration: redisConfiguration, logger: logger, onRecovery: { recovery.fire() })
-        let cache = try MemberCache(redis: redis, recoverySignal: recovery, logger: logger.with(label: "member-cache"))
         let probe = ReadinessProbe(
             postgres: postgres, redis: redis, databaseTarget: configuration.databaseURL.description,
             timeoutMs: configuration.dependencyTimeoutMs)
@@ -45,6 +44,16 @@ public enum LoyaltyServerRunner {
             defer { group.cancelAll() }
 
             if let error = await probe.checkRedis() { throw StartupError.dependencyUnreachable(error) }
+            var cacheConfiguration = MemberCache.Configuration()
+            do {
+                cacheConfiguration.identifierDigest = IdentifierDigest(
+                    key: try await CacheIdentifierKeyStore(client: postgres, logger: logger).load())
+            } catch {
+                throw StartupError.dependencyUnreachable(
+                    "could not read the cache identifier key from PostgreSQL (\(PostgresErrorText.describe(error))); run `loyalty migrate` first")
+            }
+            let cache = try MemberCache(
+                redis: redis, configuration: cacheConfiguration, recoverySignal: recovery, logger: logger.with(label: "member-cache"))
             let rulesHistory = RulesHistoryStore(client: postgres, logger: logger)
             do { try await rules.synchronize(with: rulesHistory) } catch {
                 throw StartupError.dependencyUnreachable(

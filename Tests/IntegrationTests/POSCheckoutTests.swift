@@ -188,6 +188,149 @@ struct POSCheckoutTests {
         }
     }
 
+    @Test("a hold is bound to the terminal and transaction that took it; its id cannot be guessed from another")
+    func holdBelongsToItsCheckout() async throws {
+        try await POSHarness.with { harness in
+            let memberID = try await harness.member(card: "CARD-CO-H", points: 2_000)
+            let secondSecret = TerminalAuth.randomBytes(32)
+            let second = TerminalAuth.credentials(secret: secondSecret)
+            try await TerminalStore(client: harness.client, logger: TestServices.logger).save(
+                terminalID: "till-2", storeID: "store-9", salt: second.salt, iterations: second.iterations,
+                storedKey: second.storedKey, serverKey: second.serverKey)
+            let pos = try await harness.authenticated()
+            let other = try await harness.connect()
+            defer { Task { await pos.close(); await other.close() } }
+            try await other.hello(terminalID: "till-2", secret: secondSecret)
+
+            func hold(_ txn: String) async throws -> Loyalty_Pos_V1_HoldResponse {
+                try #require(try await pos.send(.hold, Loyalty_Pos_V1_HoldRequest.with {
+                    $0.posTransactionID = txn
+                    $0.memberID = memberID
+                    $0.points = 600
+                }, as: Loyalty_Pos_V1_HoldResponse.self).value)
+            }
+            let taken = try await hold("T-H1")
+            let next = try await hold("T-H2")
+            // Random ids: two holds in a row are far apart, not neighbours in a sequence.
+            #expect(abs(next.holdID - taken.holdID) > 1_000_000)
+            #expect(taken.holdID > 0 && next.holdID > 0)
+
+            let entries = try await harness.entryCount(memberID)
+            // Another transaction of the same till, and the same transaction id on another till: refused.
+            let sameTill = try await pos.send(.commit, commitRequest("T-OTHER", member: memberID, holdID: taken.holdID, redeem: 600),
+                                              as: Loyalty_Pos_V1_CommitResponse.self)
+            #expect(sameTill.outcome == "invalidArgument/hold_mismatch")
+            let otherTill = try await other.send(.commit, commitRequest("T-H1", member: memberID, holdID: taken.holdID, redeem: 600),
+                                                 as: Loyalty_Pos_V1_CommitResponse.self)
+            #expect(otherTill.outcome == "invalidArgument/hold_mismatch")
+            #expect(try await harness.entryCount(memberID) == entries)
+
+            // The till that took it commits with its own transaction id, and the hold is consumed once.
+            let commit = try #require(try await pos.send(
+                .commit, commitRequest("T-H1", member: memberID, holdID: taken.holdID, redeem: 600),
+                as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(commit.redeemed == 600 && !commit.replayed)
+            #expect(Points(commit.points) == Points(800, 80, 600))  // the second hold still holds its 600
+            #expect(try await harness.auditIsClean())
+        }
+    }
+
+    @Test("graceful shutdown with 30 commits in flight: every admitted commit is answered, and answered OK exactly when applied")
+    func drainAnswersCommitsInFlight() async throws {
+        try await POSHarness.with { harness in
+            var members: [Int64] = []
+            for index in 0..<30 { members.append(try await harness.member(card: "CARD-DR-\(index)", points: 1_000)) }
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            let memberIDs = members
+            // The members' rows are locked until the drain has begun, so all 30 commits are admitted and waiting in
+            // PostgreSQL when the goaway goes out.
+            let (locked, lockedSignal) = AsyncStream<Void>.makeStream()
+            let (release, releaseSignal) = AsyncStream<Void>.makeStream()
+            let locker = Task {
+                try await harness.client.withTransaction(logger: TestServices.logger) { connection in
+                    _ = try await connection.query("SELECT member_id FROM members FOR UPDATE", logger: TestServices.logger)
+                    lockedSignal.yield()
+                    for await _ in release { break }
+                }
+            }
+            for await _ in locked { break }
+            let answers = try await withThrowingTaskGroup(of: (String, POSStatus?).self) { group in
+                for (index, member) in memberIDs.enumerated() {
+                    group.addTask {
+                        let txn = "T-DR-\(index)"
+                        do {
+                            return (txn, try await pos.call(.commit, commitRequest(txn, member: member, redeem: index.isMultiple(of: 2) ? 500 : 0)).status)
+                        } catch {
+                            return (txn, nil)  // the connection closed under a request the server had admitted
+                        }
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                async let drained: Void = harness.listener.drain()
+                try await Task.sleep(for: .milliseconds(100))
+                releaseSignal.yield()
+                await drained
+                var answers: [String: POSStatus?] = [:]
+                for try await (txn, status) in group { answers[txn] = status }
+                return answers
+            }
+            try await locker.value
+            let unanswered = answers.filter { $0.value == nil }.keys.sorted()
+            #expect(unanswered.isEmpty, "requests left without an answer: \(unanswered)")
+            let rows = try await harness.client.query("SELECT pos_transaction_id FROM pos_checkouts")
+            var applied: Set<String> = []
+            for try await txn in rows.decode(String.self) { applied.insert(txn) }
+            let answeredOK = Set(answers.filter { $0.value == .ok }.keys)
+            #expect(answeredOK == applied, "applied but not answered OK: \(applied.subtracting(answeredOK).sorted())")
+            // Whatever was not applied was refused as draining, for the till to retry elsewhere with the same id.
+            #expect(answers.values.allSatisfy { $0 == .ok || $0 == .unavailable })
+            #expect(try await harness.auditIsClean())
+        }
+    }
+
+    @Test("after lookups and commits through the cache, no Redis key or value holds a card number, phone or e-mail")
+    func redisHoldsNoIdentifiers() async throws {
+        try await POSHarness.with(redisURL: try TestServices.redisURL()) { harness in
+            let store = MemberStore(client: harness.client, logger: TestServices.logger)
+            var identifiers: [(card: String, phone: String, email: String, id: Int64)] = []
+            for index in 0..<5 {
+                let card = "PII-CARD-\(index)7731"
+                let phone = "+49301777\(index)55"
+                let email = "pii\(index)@example.org"
+                let id = try await store.create(NewMember(cardNumber: card, phone: phone, email: email))
+                identifiers.append((card, phone, email, id))
+            }
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            for (index, member) in identifiers.enumerated() {
+                for _ in 0..<2 {  // a miss that fills, then a hit
+                    #expect(try await pos.call(.lookup, lookup(card: member.card)).status == .ok)
+                    #expect(try await pos.call(.lookup, Loyalty_Pos_V1_LookupRequest.with { $0.phone = member.phone }).status == .ok)
+                }
+                #expect(try await pos.call(.commit, commitRequest("T-PII-\(index)", member: member.id)).status == .ok)
+            }
+            let redis = try TestServices.redisClient()
+            defer { Task { await redis.shutdown() } }
+            let keys = (try await redis.send(["KEYS", "*"]).elements ?? []).compactMap(\.bytes)
+            #expect(keys.count >= identifiers.count * 3)  // a blob and two index keys per member at least
+            let needles = identifiers.flatMap { [$0.card, $0.phone, $0.email] }.map { Array($0.utf8) }
+            for key in keys {
+                #expect(!needles.contains { key.containsSequence($0) }, "key \(String(decoding: key, as: UTF8.self))")
+                let keyText = String(decoding: key, as: UTF8.self)
+                var values: [[UInt8]] = []
+                switch try await redis.send(["TYPE", keyText]).string {
+                case "string": values = [try await redis.send(["GET", keyText]).bytes ?? []]
+                case "hash": values = (try await redis.send(["HGETALL", keyText]).elements ?? []).compactMap(\.bytes)
+                default: break
+                }
+                for value in values {
+                    #expect(!needles.contains { value.containsSequence($0) }, "value of \(keyText)")
+                }
+            }
+        }
+    }
+
     @Test("a commit sent 10 times in a row and 10 times at once on separate connections is applied once")
     func commitIsIdempotent() async throws {
         try await POSHarness.with { harness in

@@ -10,6 +10,8 @@
 #   LOADTEST_PIPELINE=4       outstanding requests per connection; redis-benchmark -c is CONNECTIONS × PIPELINE
 #   LOADTEST_DURATION=15      seconds measured per scenario and for pgbench
 #   LOADTEST_SKIP_BUILD=1     reuse the existing release binaries instead of building
+#   LOADTEST_SWEEP=25,50,75,90  shares (%) of each sweep scenario's closed-loop maximum to run open-loop; empty = none
+#   LOADTEST_SWEEP_DURATION=10  seconds measured per sweep point
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,18 +30,25 @@ LT_DB=loyalty_loadtest
 PGB_DB=loyalty_pgbench
 SCENARIO_DIR=loadtests/scenarios
 SCENARIOS=(lookup-only commit-only checkout-mix hot-member admin-read-mix)
+# After its closed-loop run, each of these is run again open-loop at the LOADTEST_SWEEP shares of its maximum.
+SWEEP_SCENARIOS=(lookup-only commit-only checkout-mix)
+SWEEP="${LOADTEST_SWEEP-25,50,75,90}"
+SWEEP_DURATION="${LOADTEST_SWEEP_DURATION:-10}"
 
 log() { printf '[loadtest] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for v in MEMBERS CONNECTIONS PIPELINE DURATION; do
+[[ "$SWEEP" =~ ^([1-9][0-9]?(,[1-9][0-9]?)*)?$ ]] || die "LOADTEST_SWEEP must be comma-separated percentages 1-99, not '$SWEEP'"
+IFS=, read -r -a SWEEP_SHARES <<<"$SWEEP"
+for v in MEMBERS CONNECTIONS PIPELINE DURATION SWEEP_DURATION; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "LOADTEST_$v must be a positive integer, not '${!v}'"
 done
 
 # Time bounds in seconds, one per step, so a hung step cannot hang the run.
 B_BUILD=3600; B_MIGRATE=60; B_SEED=$((60 + MEMBERS / 400)); B_READY=60; B_PGB_INIT=180
 B_PGB_RUN=$((DURATION + 30)); B_REDIS=60; B_SCENARIO=$((DURATION + 240)); B_REPORT=30; B_CLEANUP=100  # a scenario run may pre-warm over all members
-B_RUN=$((B_MIGRATE + B_SEED + B_READY + B_PGB_INIT + B_PGB_RUN + B_REDIS + 5 * B_SCENARIO + 120 + MEMBERS / 500 + 20 + B_REPORT + B_CLEANUP))
+B_SWEEP=$((SWEEP_DURATION + 60))
+B_RUN=$((B_MIGRATE + B_SEED + B_READY + B_PGB_INIT + B_PGB_RUN + B_REDIS + 5 * B_SCENARIO + ${#SWEEP_SCENARIOS[@]} * ${#SWEEP_SHARES[@]} * B_SWEEP + 120 + MEMBERS / 500 + 20 + B_REPORT + B_CLEANUP + B_MIGRATE))
 
 CHILD=""            # the bounded step now running
 SERVER_WRAPPER=""   # `timeout` around the server
@@ -200,8 +209,12 @@ sql "CREATE DATABASE $PGB_DB" >/dev/null
 bounded "$B_PGB_INIT" "$PGBENCH" -i -s 10 -q "$(db_url "$PGB_DB")" >"$RESULTS/pgbench-init.log" 2>&1 \
     || { cat "$RESULTS/pgbench-init.log" >&2; die "pgbench -i failed"; }
 log "pgbench: TPC-B-like, $CONNECTIONS clients, ${DURATION} s, prepared statements"
+wal_before="$(sql 'SELECT pg_current_wal_lsn()')"
 bounded "$B_PGB_RUN" "$PGBENCH" -c "$CONNECTIONS" -j 2 -T "$DURATION" -M prepared "$(db_url "$PGB_DB")" \
     >"$RESULTS/pgbench.log" 2>&1 || { cat "$RESULTS/pgbench.log" >&2; die "pgbench failed"; }
+PGBENCH_TXNS="$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$RESULTS/pgbench.log" | head -n1)"
+PGBENCH_WAL_PER_TXN="$(sql "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before') / greatest(${PGBENCH_TXNS:-0}, 1))")"
+log "pgbench: ${PGBENCH_WAL_PER_TXN} WAL bytes per transaction (${PGBENCH_TXNS:-?} transactions)"
 # "without initial connection time" (PostgreSQL 14+) or "excluding connections establishing" (older).
 PGBENCH_TPS="$(sed -nE 's/^tps = ([0-9.]+) \((without initial connection time|excluding connections establishing)\).*/\1/p' "$RESULTS/pgbench.log" | head -n1)"
 [ -n "$PGBENCH_TPS" ] || PGBENCH_TPS="$(sed -nE 's/^tps = ([0-9.]+).*/\1/p' "$RESULTS/pgbench.log" | tail -n1)"
@@ -228,8 +241,8 @@ REDIS_LINE="$(tr '\r' '\n' <"$RESULTS/redis-benchmark.log" | grep -E '^GET: [0-9
 REDIS_GET_RPS="$(sed -E 's/^GET: ([0-9.]+) requests per second.*/\1/' <<<"$REDIS_LINE")"
 REDIS_P50="$(sed -nE 's/.*p50=([0-9.]+) msec.*/\1/p' <<<"$REDIS_LINE")"
 log "redis-benchmark: $REDIS_GET_RPS GET/s${REDIS_P50:+, p50 $REDIS_P50 ms}"
-printf 'PGBENCH_TPS=%s\nPGBENCH_LATENCY_AVG_MS=%s\nPGBENCH_SELECT_TPS=%s\nREDIS_GET_RPS=%s\nREDIS_GET_P50_MS=%s\n' \
-    "$PGBENCH_TPS" "$PGBENCH_LAT" "$PGBENCH_SELECT_TPS" "$REDIS_GET_RPS" "$REDIS_P50" >"$RESULTS/baselines.env"
+printf 'PGBENCH_TPS=%s\nPGBENCH_LATENCY_AVG_MS=%s\nPGBENCH_SELECT_TPS=%s\nREDIS_GET_RPS=%s\nREDIS_GET_P50_MS=%s\nPGBENCH_WAL_BYTES_PER_TXN=%s\n' \
+    "$PGBENCH_TPS" "$PGBENCH_LAT" "$PGBENCH_SELECT_TPS" "$REDIS_GET_RPS" "$REDIS_P50" "$PGBENCH_WAL_PER_TXN" >"$RESULTS/baselines.env"
 
 # 7. Scenarios, then lookups again with Redis stopped (the PostgreSQL fallback).
 run_scenario() {  # run_scenario NAME [extra flags]
@@ -240,12 +253,35 @@ run_scenario() {  # run_scenario NAME [extra flags]
         --admin-url "http://127.0.0.1:$ADMIN_PORT" --admin-token-file "$ADMIN_TOKEN" \
         --connections "$CONNECTIONS" --duration-s "$DURATION" --server-pid "$SERVER_PID" "$@"
 }
+lt_sql() { PGOPTIONS='-c client_min_messages=warning' timeout 30 psql "$LT_URL" -v ON_ERROR_STOP=1 -qtAc "$1"; }
+json_field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 for name in "${SCENARIOS[@]}"; do
     if [ ! -f "$SCENARIO_DIR/$name.json" ]; then log "skipping $name: $SCENARIO_DIR/$name.json does not exist"; continue; fi
     log "scenario $name"
     # POS scenarios pipeline; the admin read mix sends one request per connection (HTTP/1.1).
     pipeline=$PIPELINE; grep -q '"protocol": *"admin"' "$SCENARIO_DIR/$name.json" && pipeline=1
+    if [ "$name" = commit-only ]; then   # WAL written per commit, next to TPC-B's per transaction
+        wal_before="$(sql 'SELECT pg_current_wal_lsn()')"; commits_before="$(lt_sql 'SELECT count(*) FROM pos_checkouts')"
+    fi
     run_scenario "$name" --pipeline "$pipeline" --json "$RESULTS/$name.json"
+    if [ "$name" = commit-only ]; then
+        commits="$(( $(lt_sql 'SELECT count(*) FROM pos_checkouts') - commits_before ))"
+        COMMIT_WAL_PER_COMMIT="$(sql "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before') / greatest($commits, 1))")"
+        log "commit-only: $COMMIT_WAL_PER_COMMIT WAL bytes per commit over $commits commits (TPC-B: $PGBENCH_WAL_PER_TXN per transaction)"
+    fi
+    # The latency a till feels: open loop at fixed shares of the maximum just measured.
+    if [[ " ${SWEEP_SCENARIOS[*]} " == *" $name "* ]]; then
+        max_rps="$(json_field "$RESULTS/$name.json" requestsPerS)"
+        for share in "${SWEEP_SHARES[@]}"; do
+            rate="$(python3 -c "print(max(1, int($max_rps * $share / 100)))")"
+            log "scenario $name open loop at $share % of $(printf '%.0f' "$max_rps")/s: $rate/s"
+            server_up
+            bounded "$B_SWEEP" "$BIN/loyalty-loadtest" run --scenario "$SCENARIO_DIR/$name.json" \
+                --host 127.0.0.1 --port "$POS_PORT" --secret-file "$SECRET" --database-url "$LT_URL" \
+                --connections "$CONNECTIONS" --duration-s "$SWEEP_DURATION" --warmup-s 2 --no-prewarm --rate "$rate" \
+                --server-pid "$SERVER_PID" --label "$name@$share%" --json "$RESULTS/sweep-$name-$share.json" >/dev/null
+        done
+    fi
 done
 if [ -f "$SCENARIO_DIR/lookup-only.json" ]; then
     log "stopping Redis for lookup-no-redis"
@@ -266,12 +302,34 @@ log "bonus blast over all $MEMBERS members"
 bounded $((120 + MEMBERS / 500)) "$BIN/loyalty-loadtest" blast --database-url "$LT_URL" >"$RESULTS/blast.txt"
 cat "$RESULTS/blast.txt"
 
+# 7c. Every scenario must leave the ledger consistent: rebuild balances from postings and check every invariant.
+log "auditing the load-test ledger"
+bounded $((B_MIGRATE + MEMBERS / 1000)) "$BIN/loyalty" audit --database-url "$LT_URL" >"$RESULTS/audit.txt" 2>&1 \
+    || { cat "$RESULTS/audit.txt" >&2; die "loyalty audit found violations after the scenarios (see above)"; }
+tail -n1 "$RESULTS/audit.txt"
+
 # 8. The ratio table.
 shopt -s nullglob
 results=("$RESULTS"/*.json)
 [ ${#results[@]} -gt 0 ] || die "no scenario results (no scenario files in $SCENARIO_DIR/?)"
 bounded "$B_REPORT" "$BIN/loyalty-loadtest" report --baseline "pgbench-tps=$PGBENCH_TPS" \
     --baseline "pgbench-select-tps=$PGBENCH_SELECT_TPS" --baseline "redis-get-rps=$REDIS_GET_RPS" "${results[@]}" >"$RESULTS/report.md"
-{ echo; cat "$RESULTS/blast.txt"; } >>"$RESULTS/report.md"
+{
+    echo
+    echo "WAL per write: commit-only ${COMMIT_WAL_PER_COMMIT:-—} bytes per commit; pgbench TPC-B ${PGBENCH_WAL_PER_TXN:-—} bytes per transaction."
+    echo
+    cat "$RESULTS/blast.txt"
+    echo
+    echo "Ledger audit after all scenarios: $(tail -n1 "$RESULTS/audit.txt")"
+} >>"$RESULTS/report.md"
+# The latency-versus-throughput chart of the sweep (gnuplot, from Debian; skipped with a note if it is missing).
+if ! command -v gnuplot >/dev/null && [ "$(id -u)" = 0 ]; then
+    timeout 300 env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 || true
+fi
+if command -v gnuplot >/dev/null && ls "$RESULTS"/sweep-*.json >/dev/null 2>&1; then
+    python3 loadtests/sweep-chart.py "$RESULTS" && log "chart: .local/loadtest-results/latency-sweep.png"
+else
+    log "no chart: gnuplot is not installed (apt-get install gnuplot-nox) or no sweep ran"
+fi
 cat "$RESULTS/report.md"
 # 9. Stopping the server, dropping the scratch databases and stopping services is the EXIT trap's job.

@@ -79,7 +79,13 @@ final class LoadRunner: Sendable {
         self.weights = scenario.mix.filter { $0.value > 0 }.sorted { $0.key < $1.key }
     }
 
-    func run() async throws -> (WorkerTally, measured: Duration, peakRSSMiB: Double?) {
+    /// CPU seconds spent during the measured window (not the warm-up).
+    struct CPUSpent: Sendable {
+        var client: Double
+        var server: Double?
+    }
+
+    func run() async throws -> (WorkerTally, measured: Duration, peakRSSMiB: Double?, cpu: CPUSpent?) {
         var clients: [POSClient?] = []
         for index in 0..<settings.connections {
             if settings.admin != nil {
@@ -98,6 +104,15 @@ final class LoadRunner: Sendable {
         let start = ContinuousClock.now
         let measureFrom = start + settings.warmup
         let end = measureFrom + settings.duration
+        let serverPID = settings.serverPID
+        let cpuWindow = Task { () -> CPUSpent? in
+            try? await Task.sleep(until: measureFrom, clock: .continuous)
+            let client = CPUTime.ownSeconds()
+            let server = serverPID.flatMap(CPUTime.processSeconds)
+            try? await Task.sleep(until: end, clock: .continuous)
+            let serverAfter = serverPID.flatMap(CPUTime.processSeconds)
+            return CPUSpent(client: CPUTime.ownSeconds() - client, server: server.flatMap { before in serverAfter.map { $0 - before } })
+        }
         let tally = try await withThrowingTaskGroup(of: WorkerTally?.self) { group in
             group.addTask { await self.reportProgress(start: start, measureFrom: measureFrom, end: end); return nil }
             for (index, client) in clients.enumerated() {
@@ -120,7 +135,7 @@ final class LoadRunner: Sendable {
         }
         for client in clients { await client?.close() }
         let peak = peakRSSKiB.load(ordering: .relaxed)
-        return (tally, settings.duration, peak > 0 ? Double(peak) / 1_024 : nil)
+        return (tally, settings.duration, peak > 0 ? Double(peak) / 1_024 : nil, await cpuWindow.value)
     }
 
     /// Looks every member up once (by card), all connections and their pipelines sharing the work.

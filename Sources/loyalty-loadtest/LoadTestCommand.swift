@@ -124,15 +124,17 @@ struct Run: AsyncParsableCommand {
         FileHandle.standardError.write(Data(
             "[\(scenario.name)] \(openRate.map { "open loop at \($0)/s" } ?? "closed loop") over \(settings.connections) connections × \(settings.pipeline), \(pool.ids.count) members\(settings.hotMembers.map { ", all on \($0) hot members" } ?? ""), \(settings.duration) after \(settings.warmup) warm-up\n".utf8))
         let runner = LoadRunner(settings: settings, scenario: scenario, members: pool)
-        let outcome: (WorkerTally, measured: Duration, peakRSSMiB: Double?)
+        let outcome: (WorkerTally, measured: Duration, peakRSSMiB: Double?, cpu: LoadRunner.CPUSpent?)
         do { outcome = try await runner.run() } catch {
             try? await http?.shutdown()
             throw error
         }
         try? await http?.shutdown()
-        let (tally, measured, peakRSS) = outcome
-        let result = RunResult(
+        let (tally, measured, peakRSS, cpu) = outcome
+        var result = RunResult(
             label: label ?? scenario.name, scenario: scenario, settings: settings, tally: tally, measured: measured, peakRSSMiB: peakRSS)
+        result.clientCPUSeconds = cpu?.client
+        result.serverCPUSeconds = cpu?.server
         print(result.table())
         if let json {
             let encoder = JSONEncoder()

@@ -28,6 +28,15 @@ struct RunResult: Codable {
     var targetRatio: Double?
     var targetP99Ms: Double?
     var primaryOperation: String?
+    /// CPU seconds over the measured window: the load generator's own, and the server's (with --server-pid).
+    var clientCPUSeconds: Double?
+    var serverCPUSeconds: Double?
+
+    /// CPU seconds per 1,000 requests answered in the measured window.
+    func cpuPerThousand(_ seconds: Double?) -> Double? {
+        guard let seconds, requests > 0 else { return nil }
+        return seconds * 1_000 / Double(requests)
+    }
 
     init(label: String, scenario: Scenario, settings: LoadRunner.Settings, tally: WorkerTally, measured: Duration, peakRSSMiB: Double?) {
         let seconds = max(measured.seconds, 0.001)
@@ -67,6 +76,7 @@ struct RunResult: Codable {
         var lines = [
             "\(label): \(mode), \(connections) connections × \(pipeline), \(String(format: "%.1f", durationS)) s measured",
             "  \(requests) requests, \(String(format: "%.0f", requestsPerS)) requests/s\(serverRSSPeakMiB.map { String(format: ", server RSS peak %.0f MiB", $0) } ?? "")",
+            "  CPU s per 1,000 requests: server \(cpuPerThousand(serverCPUSeconds).map { String(format: "%.3f", $0) } ?? "—"), load generator \(cpuPerThousand(clientCPUSeconds).map { String(format: "%.3f", $0) } ?? "—")",
             "  operation      count      ops/s    p50 ms   p90 ms   p99 ms p99.9 ms   max ms",
         ]
         for (name, operation) in operations.sorted(by: { $0.key < $1.key }) {
@@ -85,10 +95,10 @@ struct RunResult: Codable {
 
     static func ratioTable(_ results: [RunResult], baselines: [String: Double]) -> String {
         var lines = [
-            "| scenario | measured | ours /s | baseline | baseline /s | ratio | target | p50 ms | p99 ms | p99 target | errors | server RSS MiB |",
-            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| scenario | measured | ours /s | baseline | baseline /s | ratio | target | p50 ms | p99 ms | p99 target | errors | server RSS MiB | server CPU s / 1k | load gen. CPU s / 1k |",
+            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
-        for result in results {
+        for result in results where result.sweepShare == nil {
             let ours = result.primaryThroughputPerS
             let baseline = result.baseline.flatMap { baselines[$0] }
             let ratio = baseline.map { ours / max($0, 0.001) }
@@ -111,9 +121,38 @@ struct RunResult: Codable {
                 result.targetP99Ms.map { String(format: "< %.0f %@", $0, latencyVerdict as NSString) } ?? "—",
                 "\(result.errors.values.reduce(0, +))",
                 result.serverRSSPeakMiB.map { String(format: "%.0f", $0) } ?? "—",
+                result.cpuPerThousand(result.serverCPUSeconds).map { String(format: "%.3f", $0) } ?? "—",
+                result.cpuPerThousand(result.clientCPUSeconds).map { String(format: "%.3f", $0) } ?? "—",
             ]
             lines.append("| " + cells.joined(separator: " | ") + " |")
         }
+        let sweep = results.filter { $0.sweepShare != nil }
+        if !sweep.isEmpty {
+            lines += [
+                "",
+                "Open-loop sweep: a fixed arrival rate at a share of the scenario's closed-loop maximum; latency is measured from",
+                "when each request was due, so queueing shows. This is the latency a till feels at that load.",
+                "",
+                "| scenario | share of max | offered /s | answered /s | p50 ms | p99 ms | p99.9 ms | errors |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            ]
+            for result in sweep {
+                let primary = result.primaryOperation.flatMap { result.operations[$0] }
+                let cells: [String] = [
+                    result.scenario, "\(result.sweepShare ?? 0) %", result.mode.replacingOccurrences(of: "open ", with: ""),
+                    String(format: "%.0f", result.primaryThroughputPerS),
+                    primary.map { String(format: "%.2f", $0.p50Ms) } ?? "—", primary.map { String(format: "%.2f", $0.p99Ms) } ?? "—",
+                    primary.map { String(format: "%.2f", $0.p999Ms) } ?? "—", "\(result.errors.values.reduce(0, +))",
+                ]
+                lines.append("| " + cells.joined(separator: " | ") + " |")
+            }
+        }
         return lines.joined(separator: "\n")
+    }
+
+    /// For a run of the open-loop sweep, labelled `<scenario>@<share>%`: the share of the closed-loop maximum.
+    var sweepShare: Int? {
+        guard let at = label.lastIndex(of: "@"), label.hasSuffix("%") else { return nil }
+        return Int(label[label.index(after: at)...].dropLast())
     }
 }

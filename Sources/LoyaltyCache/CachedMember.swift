@@ -34,11 +34,39 @@ public struct CachedMember: Codable, Sendable, Equatable {
     public var cashbackMinor: Balances
     /// The member's ledger version in PostgreSQL when this snapshot was read; higher is newer.
     public var ledgerVersion: Int64
+    /// What pricing a basket needs beyond the tier code, so a commit can be priced without reading PostgreSQL.
+    /// Nil when the snapshot was made without them (then pricing reads PostgreSQL).
+    public var pricing: PricingFacts?
+
+    /// The tier's own earn rate and the member's live multiplier campaigns, as of a campaigns version.
+    public struct PricingFacts: Codable, Sendable, Equatable {
+        /// The tier's earn-rate override in basis points, nil when the program's rate applies.
+        public var tierRateOverrideBp: Int64?
+        /// Live multiplier campaigns whose segment holds the member.
+        public var campaignSegments: [Int64]
+        /// `campaigns_version` when these were read: segment refreshes, campaign and tier changes move it, so
+        /// facts of another version than the server's loaded campaigns are not used.
+        public var campaignsVersion: Int64
+
+        public init(tierRateOverrideBp: Int64?, campaignSegments: [Int64], campaignsVersion: Int64) {
+            self.tierRateOverrideBp = tierRateOverrideBp
+            self.campaignSegments = campaignSegments
+            self.campaignsVersion = campaignsVersion
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case tierRateOverrideBp = "ro", campaignSegments = "cs", campaignsVersion = "cv"
+        }
+
+        /// A bound that keeps the blob small; a member in more live campaigns is priced from PostgreSQL.
+        public static let maximumCampaignSegments = 256
+    }
 
     public init(
         memberID: Int64, tierCode: String, tierName: String, status: String, cardNumber: String? = nil,
-        phone: String? = nil, points: Balances, cashbackMinor: Balances, ledgerVersion: Int64
+        phone: String? = nil, points: Balances, cashbackMinor: Balances, ledgerVersion: Int64, pricing: PricingFacts? = nil
     ) {
+        self.pricing = pricing
         self.memberID = memberID
         self.tierCode = tierCode
         self.tierName = tierName
@@ -53,7 +81,7 @@ public struct CachedMember: Codable, Sendable, Equatable {
     // Short keys: the blob is stored once per member and read on every till lookup.
     private enum CodingKeys: String, CodingKey {
         case memberID = "id", tierCode = "tc", tierName = "tn", status = "st", cardNumber = "cn", phone = "ph"
-        case points = "pt", cashbackMinor = "cb", ledgerVersion = "lv"
+        case points = "pt", cashbackMinor = "cb", ledgerVersion = "lv", pricing = "pr"
     }
 
     /// The same member without its identifiers: what a lookup from Redis returns (the blob holds only their
@@ -69,7 +97,9 @@ public struct CachedMember: Codable, Sendable, Equatable {
     /// decoder took a tenth of the server's time there. Layout (big-endian): `0xB2`, member id, ledger version,
     /// points available/pending/held, cashback available/pending/held (each Int64), then tier code, tier name,
     /// status as u16 length + UTF-8, then the keyed digests of card and phone (`IdentifierDigest`) as u16 length +
-    /// bytes (length 0xFFFF = absent). No card number or phone is ever stored.
+    /// bytes (length 0xFFFF = absent), then the pricing facts: u8 0 (absent) or 1 followed by the rate override
+    /// (Int64, `Int64.min` = none), the campaigns version (Int64), u16 count and that many campaign ids (Int64).
+    /// No card number or phone is ever stored.
     static let blobMagic: UInt8 = 0xB2
 
     func encoded(digests: IdentifierDigest) throws(CacheError) -> [UInt8] {
@@ -93,6 +123,18 @@ public struct CachedMember: Codable, Sendable, Equatable {
             bytes.append(UInt8(field.count & 0xFF))
             bytes.append(contentsOf: field)
         }
+        func append(_ value: Int64) { withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) } }
+        if let pricing, pricing.campaignSegments.count <= PricingFacts.maximumCampaignSegments,
+           pricing.tierRateOverrideBp != Int64.min {
+            bytes.append(1)
+            append(pricing.tierRateOverrideBp ?? Int64.min)
+            append(pricing.campaignsVersion)
+            bytes.append(UInt8(pricing.campaignSegments.count >> 8))
+            bytes.append(UInt8(pricing.campaignSegments.count & 0xFF))
+            for campaign in pricing.campaignSegments { append(campaign) }
+        } else {
+            bytes.append(0)
+        }
         return bytes
     }
 
@@ -113,13 +155,15 @@ public struct CachedMember: Codable, Sendable, Equatable {
               let tierCode = reader.field(), let tierName = reader.field(), let status = reader.field(),
               let card = reader.field(), let phone = reader.field(),
               let tierCodeBytes = tierCode, let tierNameBytes = tierName, let statusBytes = status,
+              let pricing = reader.pricingFacts(),
               reader.offset == bytes.count
         else { return nil }
         let member = CachedMember(
             memberID: id, tierCode: String(decoding: tierCodeBytes, as: UTF8.self),
             tierName: String(decoding: tierNameBytes, as: UTF8.self), status: String(decoding: statusBytes, as: UTF8.self),
             points: Balances(available: pointsAvailable, pending: pointsPending, held: pointsHeld),
-            cashbackMinor: Balances(available: cashAvailable, pending: cashPending, held: cashHeld), ledgerVersion: version)
+            cashbackMinor: Balances(available: cashAvailable, pending: cashPending, held: cashHeld), ledgerVersion: version,
+            pricing: pricing)
         return Blob(member: member, cardDigest: card, phoneDigest: phone)
     }
 }
@@ -135,6 +179,26 @@ private struct BlobReader {
         for index in offset..<(offset + 8) { value = value << 8 | UInt64(bytes[index]) }
         offset += 8
         return Int64(bitPattern: value)
+    }
+
+    /// `.some(nil)` when absent, nil for bytes that do not fit the layout.
+    mutating func pricingFacts() -> CachedMember.PricingFacts?? {
+        guard offset < bytes.count else { return nil }
+        let present = bytes[offset]
+        offset += 1
+        if present == 0 { return .some(nil) }
+        guard present == 1, let override = int64(), let version = int64(), offset + 2 <= bytes.count else { return nil }
+        let count = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+        offset += 2
+        guard count <= CachedMember.PricingFacts.maximumCampaignSegments else { return nil }
+        var campaigns: [Int64] = []
+        campaigns.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let campaign = int64() else { return nil }
+            campaigns.append(campaign)
+        }
+        return .some(CachedMember.PricingFacts(
+            tierRateOverrideBp: override == Int64.min ? nil : override, campaignSegments: campaigns, campaignsVersion: version))
     }
 
     /// `.some(nil)` for an absent field, nil for bytes that do not fit the layout.

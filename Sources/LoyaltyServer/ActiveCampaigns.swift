@@ -28,6 +28,8 @@ public final class ActiveCampaigns: Sendable {
     }
 
     public var current: [CampaignMultiplier] { state.withLock { $0.campaigns } }
+    /// The `campaigns_version` the loaded campaigns are of (-1 before the first load).
+    public var version: Int64 { state.withLock { $0.version } }
 
     /// Reloads when the campaigns changed. A failure keeps what is loaded (and says so): tills keep pricing.
     public func refresh() async {

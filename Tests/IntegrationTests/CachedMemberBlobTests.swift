@@ -27,6 +27,17 @@ struct CachedMemberBlobTests {
         #expect(!phoneBytes.containsSequence(Array("4930123456".utf8)))
     }
 
+    @Test func roundTripsPricingFacts() throws {
+        var priced = member
+        priced.pricing = .init(tierRateOverrideBp: 150, campaignSegments: [3, 99, 1 << 40], campaignsVersion: 77)
+        #expect(CachedMember.decode(try priced.encoded(digests: digests))?.member == priced.withoutIdentifiers)
+        priced.pricing = .init(tierRateOverrideBp: nil, campaignSegments: [], campaignsVersion: 1)
+        #expect(CachedMember.decode(try priced.encoded(digests: digests))?.member == priced.withoutIdentifiers)
+        // Too many campaigns to carry: stored without facts, so pricing reads PostgreSQL.
+        priced.pricing = .init(tierRateOverrideBp: 1, campaignSegments: Array(0..<300), campaignsVersion: 1)
+        #expect(CachedMember.decode(try priced.encoded(digests: digests))?.member.pricing == nil)
+    }
+
     @Test func digestsDependOnTheKeyAndTheKind() {
         let other = IdentifierDigest(key: Array(repeating: 8, count: 32))
         #expect(digests.digest("4000-1234", kind: .card) != other.digest("4000-1234", kind: .card))

@@ -43,8 +43,10 @@ extension POSService {
         case .failure(let early): return early.outcome
         }
         let loaded = rules.rules(at: purchasedAt)
-        let pricing: MemberPricing?
-        do { pricing = try await checkout.pricing(memberID: request.memberID) } catch { return Self.failure(error, logger: logger) }
+        var pricing = await cachedPricing(memberID: request.memberID)
+        if pricing == nil {
+            do { pricing = try await checkout.pricing(memberID: request.memberID) } catch { return Self.failure(error, logger: logger) }
+        }
         guard let pricing else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
         let quote: Quote
         switch evaluate(request.basket, loaded: loaded, pricing: pricing, purchasedAt: purchasedAt,
@@ -113,8 +115,11 @@ extension POSService {
             basket: basket, holdID: request.holdID == 0 ? nil : request.holdID, redeemPoints: request.redeemPoints,
             purchasedAtMs: request.purchasedAtMs, purchasedAt: purchasedAt)
         for attempt in 1...CheckoutLimits.pricingAttempts {
-            let pricing: MemberPricing?
-            do { pricing = try await checkout.pricing(memberID: request.memberID) } catch { return Self.failure(error, logger: logger) }
+            // The cached snapshot first; after a tier_changed refusal, PostgreSQL (the snapshot was old).
+            var pricing = attempt == 1 ? await cachedPricing(memberID: request.memberID) : nil
+            if pricing == nil {
+                do { pricing = try await checkout.pricing(memberID: request.memberID) } catch { return Self.failure(error, logger: logger) }
+            }
             guard let pricing else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
             // The cap is the basket's: held points count as the member's, and the ledger checks the balance.
             let quote: Quote
@@ -254,6 +259,18 @@ extension POSService {
                 "the purchase is older than the \(windowDays)-day return window; support can adjust the member's points instead")))
         }
         return .success(Date(timeIntervalSince1970: Double(milliseconds) / 1_000))
+    }
+
+    /// Pricing from the member's cached snapshot, without a PostgreSQL read: only when the snapshot carries pricing
+    /// facts of the campaigns version this server has loaded (a segment refresh, or a campaign or tier change,
+    /// moves the version). The commit still refuses a tier that changed since (tier_changed) and is priced again.
+    func cachedPricing(memberID: Int64) async -> MemberPricing? {
+        guard let cache, case .hit(let member) = await cache.member(id: memberID), let facts = member.pricing,
+              facts.campaignsVersion == campaigns.version
+        else { return nil }
+        return MemberPricing(
+            memberId: member.memberID, tierCode: member.tierCode, tierRateOverrideBp: facts.tierRateOverrideBp,
+            status: member.status, availablePoints: member.points.available, campaignSegments: facts.campaignSegments)
     }
 
     func evaluate(

@@ -316,6 +316,16 @@ public struct MemberPricing: Sendable, Codable, Equatable {
     public var availablePoints: Int64
     /// Live multiplier campaigns whose segment the member is in (the evaluator's `memberSegments`).
     public var campaignSegments: [Int64]?
+
+    public init(memberId: Int64, tierCode: String, tierRateOverrideBp: Int64?, status: String, availablePoints: Int64,
+                campaignSegments: [Int64]?) {
+        self.memberId = memberId
+        self.tierCode = tierCode
+        self.tierRateOverrideBp = tierRateOverrideBp
+        self.status = status
+        self.availablePoints = availablePoints
+        self.campaignSegments = campaignSegments
+    }
 }
 
 /// A hold as the till asked for it (hashed for idempotency: a retry sends the same fields).

@@ -1,0 +1,526 @@
+-- The till's writes, written for the hot path: checkout_commit_batch, checkout_hold, checkout_cancel and
+-- checkout_refund. Same semantics and error codes as the pos_* functions of 0006 (which stay, unchanged), but each
+-- operation writes every row once:
+--   * the idempotency key is read with a plain SELECT first and inserted once, with its final response, at the
+--     end. A concurrent duplicate runs until that INSERT, waits there on the unique index for the first, and is
+--     then answered with the first one's stored response (or refused with LY010 when the hash differs);
+--   * the member row is locked and updated once (ledger version and the tier-spend bound together); only a tier
+--     upgrade, or the rare exact spend check, updates it a second time;
+--   * one journal entry per business event, all postings and all member balance updates in one statement, whose
+--     RETURNING gives the balances for the answer (no second read, no sum over postings);
+--   * the stored commit response leaves out the lines (they are in pos_checkouts, where a replay reads them).
+-- Typed arguments (no JSON around them), so the server can send them as prepared-statement parameters.
+-- Holds are bound to the terminal and transaction that took them (columns of 0011): a commit naming a hold taken
+-- by another terminal or under another transaction id is refused with LY013 hold_mismatch.
+
+-- Tier upgrades without scanning a member's history on every purchase. tier_spend_bound_minor is an upper bound
+-- of the member's net spend over any tier window W whose start lies after tier_spend_anchor (that is, when
+-- anchor <= now() - W): it is the sum of the positive spend of every entry recorded since the anchor was set (net
+-- spend in a window <= positive spend in it <= that sum). A purchase adds its spend to the bound in the same
+-- member update that moves the ledger version; the exact spend query only runs when the bound reaches a higher
+-- tier's threshold, or the anchor is unknown or too recent for a tier's window. Each exact check sets the anchor
+-- to now() - (longest window) and the bound to the positive spend since then. Existing members start unknown
+-- (NULL: the first purchase checks exactly); members created from now on start at -infinity with 0.
+ALTER TABLE members
+    ADD COLUMN tier_spend_anchor timestamptz,
+    ADD COLUMN tier_spend_bound_minor bigint NOT NULL DEFAULT 0;
+ALTER TABLE members ALTER COLUMN tier_spend_anchor SET DEFAULT '-infinity';
+
+-- The older purchase path (ledger_accrue, and pos_commit through it) does not keep the bound: after it records
+-- spend, the bound is marked unknown so the next lean purchase checks exactly.
+CREATE OR REPLACE FUNCTION tier_upgrade_on_purchase(p_member bigint, p_actor text) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_current tiers%ROWTYPE;
+    v_best tiers%ROWTYPE;
+    v_spend bigint;
+BEGIN
+    UPDATE members SET tier_spend_anchor = NULL WHERE member_id = p_member AND tier_spend_anchor IS NOT NULL;
+    SELECT t.* INTO STRICT v_current FROM tiers t JOIN members m ON m.tier_id = t.tier_id WHERE m.member_id = p_member;
+    SELECT t.* INTO v_best FROM tiers t
+    WHERE t.rank > v_current.rank
+      AND member_spend_minor(p_member, t.qualification_window_days, now()) >= t.qualification_spend_minor
+    ORDER BY t.rank DESC LIMIT 1;
+    IF v_best.tier_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_spend := member_spend_minor(p_member, v_best.qualification_window_days, now());
+    RETURN tier_record_change(p_member, v_current.tier_id, v_best.tier_id,
+        format('upgrade: spend %s over %s days reached %s', v_spend, v_best.qualification_window_days,
+               v_best.qualification_spend_minor), v_spend, p_actor);
+END $$;
+
+-- One answer of a till write: the error (sqlstate, message, JSON detail as text) or the response, and the member
+-- as the cache keeps it (null on errors). The response is the JSON the pos_* functions answered, without 'member'.
+CREATE TYPE checkout_result AS (
+    "position"          integer,
+    sqlstate            text,
+    message             text,
+    detail              text,
+    response            jsonb,
+    member_id           bigint,
+    ledger_version      bigint,
+    tier_code           text,
+    tier_name           text,
+    status              text,
+    card_number         text,
+    phone               text,
+    points_available    bigint,
+    points_pending      bigint,
+    points_held         bigint,
+    cashback_available  bigint,
+    cashback_pending    bigint,
+    cashback_held       bigint
+);
+
+-- The member's current state as a result row (replays; they write nothing).
+CREATE FUNCTION checkout_snapshot(p_position integer, p_member bigint, p_response jsonb) RETURNS checkout_result
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v checkout_result;
+BEGIN
+    SELECT p_position, NULL, NULL, NULL, p_response, m.member_id, m.ledger_version, t.code, t.name, m.status,
+           m.card_number, m.phone,
+           coalesce(max(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'available'), 0),
+           coalesce(max(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'pending'), 0),
+           coalesce(max(a.balance) FILTER (WHERE a.unit = 'points' AND a.bucket = 'held'), 0),
+           coalesce(max(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'available'), 0),
+           coalesce(max(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'pending'), 0),
+           coalesce(max(a.balance) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'held'), 0)
+    INTO v
+    FROM members m
+    JOIN tiers t ON t.tier_id = m.tier_id
+    LEFT JOIN accounts a ON a.member_id = m.member_id
+    WHERE m.member_id = p_member
+    GROUP BY m.member_id, t.code, t.name;
+    IF NOT FOUND THEN
+        v := ROW(p_position, NULL, NULL, NULL, p_response, p_member, NULL, NULL, NULL, NULL, NULL, NULL,
+                 NULL, NULL, NULL, NULL, NULL, NULL)::checkout_result;
+    END IF;
+    RETURN v;
+END $$;
+
+-- Posts an operation's amounts and answers the member's six balances after it:
+-- ARRAY[points available, pending, held, cashback available, pending, held]. One statement: member accounts are
+-- updated once each (the sum of their postings; the overdraft guard checks the balance against the sum of the
+-- negative postings, so an award never pays for a redemption of the same call), postings go in as one insert
+-- (system accounts resolved by bucket and unit), and the balances come from the update's RETURNING and the
+-- untouched accounts. Amounts of 0 must not be passed. Raises LY001 when a member bucket would go below zero.
+CREATE FUNCTION checkout_post(
+    p_member bigint, p_entries bigint[], p_buckets text[], p_units text[], p_amounts bigint[]
+) RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_updated integer;
+    v_expected integer;
+    v_balances bigint[];
+    v_bucket text;
+    v_unit text;
+    v_need bigint;
+    v_balance bigint;
+BEGIN
+    WITH p AS (
+        SELECT * FROM unnest(p_entries, p_buckets, p_units, p_amounts) AS p(entry_id, bucket, unit, amount)
+    ), d AS (
+        SELECT bucket, unit, sum(amount) AS delta, coalesce(sum(amount) FILTER (WHERE amount < 0), 0) AS need
+        FROM p WHERE bucket IN ('available', 'pending', 'held')
+        GROUP BY bucket, unit
+    ), upd AS (
+        UPDATE accounts a SET balance = a.balance + d.delta, version = a.version + 1
+        FROM d
+        WHERE a.member_id = p_member AND a.bucket = d.bucket AND a.unit = d.unit AND a.balance + d.need >= 0
+        RETURNING a.account_id, a.bucket, a.unit, a.balance
+    ), ins AS (
+        INSERT INTO postings (entry_id, account_id, amount)
+        SELECT p.entry_id, coalesce(u.account_id, s.account_id), p.amount
+        FROM p
+        LEFT JOIN upd u ON u.bucket = p.bucket AND u.unit = p.unit
+        LEFT JOIN accounts s ON p.bucket NOT IN ('available', 'pending', 'held')
+                             AND s.member_id IS NULL AND s.campaign_id IS NULL AND s.bucket = p.bucket AND s.unit = p.unit
+        WHERE coalesce(u.account_id, s.account_id) IS NOT NULL
+    )
+    SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM d),
+           ARRAY[coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'points' AND a.bucket = 'available'), 0),
+                 coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'points' AND a.bucket = 'pending'), 0),
+                 coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'points' AND a.bucket = 'held'), 0),
+                 coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'available'), 0),
+                 coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'pending'), 0),
+                 coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'held'), 0)]
+    INTO v_updated, v_expected, v_balances
+    FROM accounts a LEFT JOIN upd u ON u.account_id = a.account_id
+    WHERE a.member_id = p_member;
+    IF v_updated < v_expected THEN
+        SELECT n.bucket, n.unit, n.need, a.balance INTO v_bucket, v_unit, v_need, v_balance
+        FROM (SELECT bucket, unit, coalesce(sum(amount) FILTER (WHERE amount < 0), 0) AS need
+              FROM unnest(p_buckets, p_units, p_amounts) AS p(bucket, unit, amount)
+              WHERE bucket IN ('available', 'pending', 'held') GROUP BY bucket, unit) n
+        LEFT JOIN accounts a ON a.member_id = p_member AND a.bucket = n.bucket AND a.unit = n.unit
+        WHERE a.balance IS NULL OR a.balance + n.need < 0
+        LIMIT 1;
+        PERFORM ledger_fail('LY001', 'insufficient_balance', jsonb_build_object(
+            'member_id', p_member, 'bucket', v_bucket, 'unit', v_unit,
+            'requested', -v_need, 'available', coalesce(v_balance, 0)));
+    END IF;
+    RETURN v_balances;
+END $$;
+
+-- Consumes p_amount of the member's available lots, soonest expiry first (never-expiring last), recording each
+-- piece in lot_consumptions after p_seq: one statement. The caller holds the member lock (every operation that
+-- touches lots takes it first) and has already moved the balance, so the lots must cover the amount.
+CREATE FUNCTION checkout_consume_lots(p_entry bigint, p_member bigint, p_unit text, p_amount bigint, p_seq integer)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_taken bigint;
+BEGIN
+    WITH open AS (
+        SELECT lot_id, remaining_amount,
+               sum(remaining_amount) OVER (ORDER BY expires_at ASC NULLS LAST, lot_id) - remaining_amount AS before
+        FROM lots
+        WHERE member_id = p_member AND unit = p_unit AND state = 'available' AND remaining_amount > 0
+    ), take AS (
+        SELECT lot_id, least(remaining_amount, p_amount - before) AS amount, row_number() OVER (ORDER BY before) AS seq
+        FROM open WHERE before < p_amount
+    ), upd AS (
+        UPDATE lots l SET remaining_amount = l.remaining_amount - t.amount FROM take t WHERE l.lot_id = t.lot_id
+    ), ins AS (
+        INSERT INTO lot_consumptions (entry_id, seq, lot_id, amount)
+        SELECT p_entry, p_seq + seq, lot_id, amount FROM take
+    )
+    SELECT coalesce(sum(amount), 0) INTO v_taken FROM take;
+    IF v_taken < p_amount THEN
+        PERFORM ledger_fail('LY099', 'ledger_invariant', jsonb_build_object(
+            'member_id', p_member, 'unit', p_unit, 'reason', 'lots do not cover the available balance',
+            'missing', p_amount - v_taken));
+    END IF;
+    RETURN v_taken;
+END $$;
+
+CREATE FUNCTION checkout_error(p_position integer, p_state text, p_message text, p_detail text) RETURNS checkout_result
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ROW(p_position, p_state, p_message, p_detail, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL)::checkout_result
+$$;
+
+-- The answer to a commit whose key is already stored: the stored response (lines from the purchase record when
+-- the response was stored without them) with replayed = true and the member as it is now, or LY010 when the
+-- request differs.
+CREATE FUNCTION checkout_commit_replay(
+    p_position integer, p_scope text, p_key text, p_hash bytea, p_stored_hash bytea, p_stored jsonb,
+    p_terminal text, p_txn text, p_member bigint
+) RETURNS checkout_result LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_member bigint;
+    v_lines jsonb;
+BEGIN
+    IF p_stored_hash IS DISTINCT FROM p_hash THEN
+        RETURN checkout_error(p_position, 'LY010', 'idempotency_conflict',
+                              jsonb_build_object('scope', p_scope, 'key', p_key)::text);
+    END IF;
+    SELECT member_id, lines INTO v_member, v_lines
+    FROM pos_checkouts WHERE terminal_id = p_terminal AND pos_transaction_id = p_txn;
+    RETURN checkout_snapshot(p_position, coalesce(v_member, p_member),
+        p_stored || jsonb_build_object('lines', coalesce(p_stored -> 'lines', v_lines), 'replayed', true));
+END $$;
+
+-- Commits of many tills in one call and one transaction (what pos_commit_batch does, with typed arrays: element
+-- i of every array is item i). Items are applied in member order (two batches lock shared members in the same
+-- order), each in its own subtransaction: a failing item rolls back alone and comes back as its error. One result
+-- row per item, in item order, "position" = i. At most 64 items.
+-- Per item: redeem (from the hold, whose unused rest goes back to available, or from available points; lots
+-- consumed soonest expiry first) before awarding; a hold named without redemption is released; the award is a
+-- lot, pending until available_at; the purchase that crosses a tier threshold upgrades the member (tier_change);
+-- a pos_checkouts row; the response stored under the key.
+CREATE FUNCTION checkout_commit_batch(
+    p_scope text[], p_key text[], p_hash bytea[], p_terminal text[], p_txn text[], p_member bigint[],
+    p_tier_code text[], p_unit text[], p_award bigint[], p_available_at timestamptz[], p_expires_at timestamptz[],
+    p_occurred_at timestamptz[], p_rules_version text[], p_explanation jsonb[], p_spend_minor bigint[],
+    p_lines jsonb[], p_paid_total_minor bigint[], p_hold bigint[], p_redeem bigint[]
+) RETURNS SETOF checkout_result LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer := coalesce(cardinality(p_member), 0);
+    v_out checkout_result[];
+    v_i integer;
+    v_member bigint;
+    v_award bigint;
+    v_redeem bigint;
+    v_spend bigint;
+    v_paid bigint;
+    v_hold_id bigint;
+    v_unit text;
+    v_terminal text;
+    v_txn text;
+    v_occurred timestamptz;
+    v_stored_hash bytea;
+    v_stored jsonb;
+    v_version bigint;
+    v_status text;
+    v_tier_id bigint;
+    v_tier_code text;
+    v_tier_name text;
+    v_tier_rank integer;
+    v_card text;
+    v_phone text;
+    v_anchor timestamptz;
+    v_bound bigint;
+    v_hold holds%ROWTYPE;
+    v_redemption bigint;
+    v_release bigint;
+    v_accrual bigint;
+    v_lot_state text;
+    v_pe bigint[];
+    v_pb text[];
+    v_pu text[];
+    v_pa bigint[];
+    v_bal bigint[];
+    v_tier_change jsonb;
+    v_best tiers%ROWTYPE;
+    v_window_max integer;
+    v_window_spend bigint;
+    v_reason text;
+    v_response jsonb;
+    v_state text;
+    v_message text;
+    v_detail text;
+BEGIN
+    IF v_n > 64 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('batch_size', v_n));
+    END IF;
+    IF v_n = 0 THEN
+        RETURN;
+    END IF;
+    IF coalesce(cardinality(p_scope), 0) <> v_n OR coalesce(cardinality(p_key), 0) <> v_n
+       OR coalesce(cardinality(p_hash), 0) <> v_n OR coalesce(cardinality(p_terminal), 0) <> v_n
+       OR coalesce(cardinality(p_txn), 0) <> v_n OR coalesce(cardinality(p_tier_code), 0) <> v_n
+       OR coalesce(cardinality(p_unit), 0) <> v_n OR coalesce(cardinality(p_award), 0) <> v_n
+       OR coalesce(cardinality(p_available_at), 0) <> v_n OR coalesce(cardinality(p_expires_at), 0) <> v_n
+       OR coalesce(cardinality(p_occurred_at), 0) <> v_n OR coalesce(cardinality(p_rules_version), 0) <> v_n
+       OR coalesce(cardinality(p_explanation), 0) <> v_n OR coalesce(cardinality(p_spend_minor), 0) <> v_n
+       OR coalesce(cardinality(p_lines), 0) <> v_n OR coalesce(cardinality(p_paid_total_minor), 0) <> v_n
+       OR coalesce(cardinality(p_hold), 0) <> v_n OR coalesce(cardinality(p_redeem), 0) <> v_n THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('reason', 'argument arrays differ in length'));
+    END IF;
+    v_out := array_fill(NULL::checkout_result, ARRAY[v_n]);
+    FOR v_i IN SELECT i FROM generate_subscripts(p_member, 1) AS i ORDER BY p_member[i], i LOOP
+        v_member := p_member[v_i];
+        v_terminal := p_terminal[v_i];
+        v_txn := p_txn[v_i];
+        -- A stored key: the replay or the conflict, without writing anything.
+        IF p_key[v_i] IS NOT NULL THEN
+            SELECT request_hash, response INTO v_stored_hash, v_stored
+            FROM idempotency_keys WHERE scope = p_scope[v_i] AND key = p_key[v_i];
+            IF FOUND THEN
+                v_out[v_i] := checkout_commit_replay(v_i, p_scope[v_i], p_key[v_i], p_hash[v_i], v_stored_hash, v_stored,
+                                                     v_terminal, v_txn, v_member);
+                CONTINUE;
+            END IF;
+        END IF;
+        BEGIN
+            v_award := coalesce(p_award[v_i], 0);
+            v_redeem := coalesce(p_redeem[v_i], 0);
+            v_spend := coalesce(p_spend_minor[v_i], 0);
+            v_paid := coalesce(p_paid_total_minor[v_i], 0);
+            v_unit := p_unit[v_i];
+            v_hold_id := p_hold[v_i];
+            v_occurred := coalesce(p_occurred_at[v_i], now());
+            IF v_award < 0 OR v_redeem < 0 OR v_spend < 0 OR v_paid < 0 THEN
+                PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object(
+                    'award', v_award, 'redeem', v_redeem, 'spend_minor', v_spend));
+            END IF;
+
+            -- The member: locked, its ledger version moved and the purchase's spend added to the tier bound, in
+            -- one update (the spend only counts with an award, as before: it is recorded on the accrual entry).
+            UPDATE members m
+            SET ledger_version = m.ledger_version + 1,
+                tier_spend_bound_minor = m.tier_spend_bound_minor + CASE WHEN v_award > 0 THEN v_spend ELSE 0 END
+            FROM tiers t
+            WHERE m.member_id = v_member AND t.tier_id = m.tier_id
+            RETURNING m.ledger_version, m.status, m.tier_id, t.code, t.name, t.rank, m.card_number, m.phone,
+                      m.tier_spend_anchor, m.tier_spend_bound_minor
+            INTO v_version, v_status, v_tier_id, v_tier_code, v_tier_name, v_tier_rank, v_card, v_phone,
+                 v_anchor, v_bound;
+            IF NOT FOUND THEN
+                PERFORM ledger_fail('LY002', 'unknown_member', jsonb_build_object('member_id', v_member));
+            END IF;
+            IF v_status <> 'active' THEN
+                PERFORM ledger_fail('LY003', 'member_not_active', jsonb_build_object('member_id', v_member, 'status', v_status));
+            END IF;
+            IF p_tier_code[v_i] IS NOT NULL AND v_tier_code <> p_tier_code[v_i] THEN
+                PERFORM ledger_fail('LY014', 'tier_changed', jsonb_build_object(
+                    'member_id', v_member, 'priced_at', p_tier_code[v_i], 'now', v_tier_code));
+            END IF;
+
+            -- The hold: this member's, taken by this terminal under this transaction id, still active, enough.
+            -- Every change of a hold happens under its member's lock, so the plain read is stable.
+            v_hold := NULL;
+            IF v_hold_id IS NOT NULL THEN
+                SELECT * INTO v_hold FROM holds WHERE hold_id = v_hold_id;
+                IF NOT FOUND THEN
+                    PERFORM ledger_fail('LY004', 'unknown_hold', jsonb_build_object('hold_id', v_hold_id));
+                END IF;
+                IF v_hold.member_id <> v_member OR v_hold.unit <> 'points'
+                   OR v_hold.terminal_id IS DISTINCT FROM v_terminal OR v_hold.pos_transaction_id IS DISTINCT FROM v_txn THEN
+                    PERFORM ledger_fail('LY013', 'hold_mismatch', jsonb_build_object('hold_id', v_hold_id));
+                END IF;
+                IF v_hold.state <> 'active' THEN
+                    PERFORM ledger_fail('LY005', 'hold_not_active', jsonb_build_object('hold_id', v_hold_id, 'state', v_hold.state));
+                END IF;
+                IF v_redeem > v_hold.amount THEN
+                    PERFORM ledger_fail('LY006', 'hold_exceeded', jsonb_build_object(
+                        'hold_id', v_hold_id, 'requested', v_redeem, 'held', v_hold.amount));
+                END IF;
+            END IF;
+            IF v_award > 0 AND p_expires_at[v_i] IS NOT NULL AND p_expires_at[v_i] <= p_available_at[v_i] THEN
+                PERFORM ledger_fail('LY012', 'invalid_dates', jsonb_build_object(
+                    'available_at', p_available_at[v_i], 'expires_at', p_expires_at[v_i]));
+            END IF;
+
+            -- The entries: redemption (or the release of an unused hold) first, then the accrual; one insert.
+            v_redemption := NULL;
+            v_release := NULL;
+            v_accrual := NULL;
+            IF v_redeem > 0 OR v_hold_id IS NOT NULL OR v_award > 0 THEN
+                WITH e AS (
+                    INSERT INTO journal_entries (kind, member_id, unit, amount, actor, rules_version, explanation,
+                                                 occurred_at, hold_id, spend_minor)
+                    SELECT v.kind, v_member, v.unit, v.amount, v_terminal, v.rules_version, v.explanation, v.occurred_at,
+                           v.hold_id, v.spend
+                    FROM (VALUES
+                        (1, CASE WHEN v_redeem > 0 THEN 'redemption' WHEN v_hold_id IS NOT NULL THEN 'release' END,
+                         'points', CASE WHEN v_redeem > 0 THEN v_redeem ELSE v_hold.amount END, NULL::text,
+                         CASE WHEN v_redeem > 0 THEN jsonb_build_object('pos_transaction_id', v_txn) ELSE '{}'::jsonb END,
+                         CASE WHEN v_redeem > 0 THEN v_occurred ELSE now() END, v_hold_id, 0::bigint),
+                        (2, CASE WHEN v_award > 0 THEN 'accrual' END, v_unit, v_award, p_rules_version[v_i],
+                         coalesce(p_explanation[v_i], '{}'::jsonb), v_occurred, NULL::bigint, v_spend)
+                    ) AS v(ord, kind, unit, amount, rules_version, explanation, occurred_at, hold_id, spend)
+                    WHERE v.kind IS NOT NULL
+                    ORDER BY v.ord
+                    RETURNING kind, entry_id
+                )
+                SELECT max(entry_id) FILTER (WHERE kind = 'redemption'), max(entry_id) FILTER (WHERE kind = 'release'),
+                       max(entry_id) FILTER (WHERE kind = 'accrual')
+                INTO v_redemption, v_release, v_accrual
+                FROM e;
+            END IF;
+
+            -- Postings and balances, one statement.
+            v_lot_state := CASE WHEN p_available_at[v_i] > now() THEN 'pending' ELSE 'available' END;
+            IF v_redemption IS NOT NULL AND v_hold_id IS NOT NULL AND v_hold.amount > v_redeem THEN
+                v_pe := ARRAY[v_redemption, v_redemption, v_redemption];
+                v_pb := ARRAY['held', 'available', 'redeemed'];
+                v_pu := ARRAY['points', 'points', 'points'];
+                v_pa := ARRAY[-v_hold.amount, v_hold.amount - v_redeem, v_redeem];
+            ELSIF v_redemption IS NOT NULL AND v_hold_id IS NOT NULL THEN
+                v_pe := ARRAY[v_redemption, v_redemption];
+                v_pb := ARRAY['held', 'redeemed'];
+                v_pu := ARRAY['points', 'points'];
+                v_pa := ARRAY[-v_hold.amount, v_redeem];
+            ELSIF v_redemption IS NOT NULL THEN
+                v_pe := ARRAY[v_redemption, v_redemption];
+                v_pb := ARRAY['available', 'redeemed'];
+                v_pu := ARRAY['points', 'points'];
+                v_pa := ARRAY[-v_redeem, v_redeem];
+            ELSIF v_release IS NOT NULL THEN
+                v_pe := ARRAY[v_release, v_release];
+                v_pb := ARRAY['held', 'available'];
+                v_pu := ARRAY['points', 'points'];
+                v_pa := ARRAY[-v_hold.amount, v_hold.amount];
+            ELSE
+                v_pe := '{}';
+                v_pb := '{}';
+                v_pu := '{}';
+                v_pa := '{}';
+            END IF;
+            IF v_accrual IS NOT NULL THEN
+                v_pe := v_pe || ARRAY[v_accrual, v_accrual];
+                v_pb := v_pb || ARRAY['issued', v_lot_state];
+                v_pu := v_pu || ARRAY[v_unit, v_unit];
+                v_pa := v_pa || ARRAY[-v_award, v_award];
+            END IF;
+            v_bal := checkout_post(v_member, v_pe, v_pb, v_pu, v_pa);
+            IF v_hold_id IS NOT NULL THEN
+                UPDATE holds SET state = CASE WHEN v_redeem > 0 THEN 'committed' ELSE 'released' END
+                WHERE hold_id = v_hold_id;
+            END IF;
+            -- The redemption consumes existing lots before the purchase's own lot exists.
+            IF v_redemption IS NOT NULL THEN
+                PERFORM checkout_consume_lots(v_redemption, v_member, 'points', v_redeem, 0);
+            END IF;
+            IF v_accrual IS NOT NULL THEN
+                INSERT INTO lots (member_id, entry_id, unit, original_amount, remaining_amount, state, available_at, expires_at)
+                VALUES (v_member, v_accrual, v_unit, v_award, v_award, v_lot_state, p_available_at[v_i], p_expires_at[v_i]);
+            END IF;
+
+            -- The purchase that crosses a tier threshold upgrades the member, in this transaction. The exact spend
+            -- query only runs when the bound says a higher tier may be reached (see the top of this file).
+            v_tier_change := NULL;
+            IF v_accrual IS NOT NULL AND v_spend > 0 AND EXISTS (
+                SELECT 1 FROM tiers t
+                WHERE t.rank > v_tier_rank
+                  AND (v_anchor IS NULL OR v_anchor > now() - make_interval(days => t.qualification_window_days)
+                       OR v_bound >= t.qualification_spend_minor)) THEN
+                v_best := NULL;
+                SELECT t.* INTO v_best FROM tiers t
+                WHERE t.rank > v_tier_rank
+                  AND member_spend_minor(v_member, t.qualification_window_days, now()) >= t.qualification_spend_minor
+                ORDER BY t.rank DESC LIMIT 1;
+                SELECT max(qualification_window_days) INTO v_window_max FROM tiers;
+                SELECT coalesce(sum(spend_minor) FILTER (WHERE spend_minor > 0), 0) INTO v_bound
+                FROM journal_entries
+                WHERE member_id = v_member AND spend_minor <> 0
+                  AND occurred_at > now() - make_interval(days => v_window_max);
+                IF v_best.tier_id IS NULL THEN
+                    UPDATE members SET tier_spend_anchor = now() - make_interval(days => v_window_max),
+                                       tier_spend_bound_minor = v_bound
+                    WHERE member_id = v_member;
+                ELSE
+                    v_window_spend := member_spend_minor(v_member, v_best.qualification_window_days, now());
+                    v_reason := format('upgrade: spend %s over %s days reached %s', v_window_spend,
+                                       v_best.qualification_window_days, v_best.qualification_spend_minor);
+                    UPDATE members SET tier_id = v_best.tier_id, tier_changed_at = now(), updated_at = now(),
+                                       tier_spend_anchor = now() - make_interval(days => v_window_max),
+                                       tier_spend_bound_minor = v_bound
+                    WHERE member_id = v_member;
+                    INSERT INTO tier_changes (member_id, from_tier_id, to_tier_id, reason, spend_minor, actor)
+                    VALUES (v_member, v_tier_id, v_best.tier_id, v_reason, v_window_spend, v_terminal);
+                    v_tier_change := jsonb_build_object('from', v_tier_code, 'to', v_best.code, 'reason', v_reason);
+                    v_tier_code := v_best.code;
+                    v_tier_name := v_best.name;
+                END IF;
+            END IF;
+
+            INSERT INTO pos_checkouts (terminal_id, pos_transaction_id, member_id, unit, accrual_entry_id,
+                                       redemption_entry_id, awarded, redeemed, paid_total_minor, lines, rules_version,
+                                       purchased_at)
+            VALUES (v_terminal, v_txn, v_member, v_unit, v_accrual, v_redemption, v_award, v_redeem, v_paid,
+                    p_lines[v_i], p_rules_version[v_i], v_occurred);
+            v_response := jsonb_build_object(
+                'accrual_entry_id', coalesce(v_accrual, 0), 'redemption_entry_id', coalesce(v_redemption, 0),
+                'awarded', v_award, 'redeemed', v_redeem, 'unit', v_unit, 'rules_version', p_rules_version[v_i],
+                'tier_change', v_tier_change,
+                'points', jsonb_build_object('available', v_bal[1], 'pending', v_bal[2], 'held', v_bal[3]),
+                'replayed', false);
+            IF p_key[v_i] IS NOT NULL THEN
+                INSERT INTO idempotency_keys (scope, key, request_hash, response)
+                VALUES (p_scope[v_i], p_key[v_i], p_hash[v_i], v_response);
+            END IF;
+            v_out[v_i] := ROW(v_i, NULL, NULL, NULL, v_response || jsonb_build_object('lines', p_lines[v_i]),
+                              v_member, v_version, v_tier_code, v_tier_name, v_status, v_card, v_phone,
+                              v_bal[1], v_bal[2], v_bal[3], v_bal[4], v_bal[5], v_bal[6])::checkout_result;
+        EXCEPTION
+            WHEN unique_violation THEN
+                -- A concurrent request with the same key committed first (this one waited for it on the unique
+                -- index): its stored answer, now visible, is this one's answer.
+                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+                SELECT request_hash, response INTO v_stored_hash, v_stored
+                FROM idempotency_keys WHERE scope = p_scope[v_i] AND key = p_key[v_i];
+                IF FOUND THEN
+                    v_out[v_i] := checkout_commit_replay(v_i, p_scope[v_i], p_key[v_i], p_hash[v_i], v_stored_hash,
+                                                         v_stored, v_terminal, v_txn, v_member);
+                ELSE
+                    v_out[v_i] := checkout_error(v_i, v_state, v_message, v_detail);
+                END IF;
+            WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+                v_out[v_i] := checkout_error(v_i, v_state, v_message, v_detail);
+        END;
+    END LOOP;
+    RETURN QUERY SELECT * FROM unnest(v_out);
+END $$;

@@ -524,3 +524,412 @@ BEGIN
     END LOOP;
     RETURN QUERY SELECT * FROM unnest(v_out);
 END $$;
+
+-- The single-operation writes below (hold, cancel, refund) are one transaction each and raise their errors like
+-- the pos_* functions. A concurrent duplicate is made to wait for the first with a transaction-scoped advisory
+-- lock on the key (memory only, nothing written); it then finds the stored key with the plain SELECT.
+CREATE FUNCTION checkout_key_lock(p_scope text, p_key text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_key IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended(p_scope || chr(31) || p_key, 12));
+    END IF;
+END $$;
+
+-- The stored response of a key (NULL when there is none); LY010 when the key was used for another request.
+CREATE FUNCTION checkout_stored(p_scope text, p_key text, p_hash bytea) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_hash bytea;
+    v_response jsonb;
+BEGIN
+    IF p_key IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT request_hash, response INTO v_hash, v_response FROM idempotency_keys WHERE scope = p_scope AND key = p_key;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF v_hash IS DISTINCT FROM p_hash THEN
+        PERFORM ledger_fail('LY010', 'idempotency_conflict', jsonb_build_object('scope', p_scope, 'key', p_key));
+    END IF;
+    RETURN v_response || jsonb_build_object('replayed', true);
+END $$;
+
+-- Hold: reserve available points for a checkout, bound to this terminal and transaction id. The response is the
+-- one pos_hold answered (entry_id, member_id, unit, ledger_version, balances, hold_id, amount, expires_at,
+-- expires_at_ms, replayed). The hold and its entry name each other, so both go in one statement (the entry id is
+-- taken from its sequence first): no second update of the entry.
+CREATE FUNCTION checkout_hold(
+    p_scope text, p_key text, p_hash bytea, p_terminal text, p_txn text, p_member bigint, p_amount bigint,
+    p_expires_at timestamptz
+) RETURNS checkout_result LANGUAGE plpgsql AS $$
+DECLARE
+    v_stored jsonb;
+    v_version bigint;
+    v_status text;
+    v_tier_code text;
+    v_tier_name text;
+    v_card text;
+    v_phone text;
+    v_entry bigint;
+    v_hold bigint;
+    v_bal bigint[];
+    v_response jsonb;
+BEGIN
+    PERFORM checkout_key_lock(p_scope, p_key);
+    v_stored := checkout_stored(p_scope, p_key, p_hash);
+    IF v_stored IS NOT NULL THEN
+        RETURN checkout_snapshot(1, p_member, v_stored);
+    END IF;
+    IF p_amount IS NULL OR p_amount <= 0 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('amount', p_amount));
+    END IF;
+    IF p_expires_at <= now() THEN
+        PERFORM ledger_fail('LY012', 'invalid_dates', jsonb_build_object('expires_at', p_expires_at));
+    END IF;
+    UPDATE members m SET ledger_version = m.ledger_version + 1
+    FROM tiers t
+    WHERE m.member_id = p_member AND t.tier_id = m.tier_id
+    RETURNING m.ledger_version, m.status, t.code, t.name, m.card_number, m.phone
+    INTO v_version, v_status, v_tier_code, v_tier_name, v_card, v_phone;
+    IF NOT FOUND THEN
+        PERFORM ledger_fail('LY002', 'unknown_member', jsonb_build_object('member_id', p_member));
+    END IF;
+    IF v_status <> 'active' THEN
+        PERFORM ledger_fail('LY003', 'member_not_active', jsonb_build_object('member_id', p_member, 'status', v_status));
+    END IF;
+    v_entry := nextval('journal_entries_entry_id_seq'::regclass);
+    WITH h AS (
+        INSERT INTO holds (member_id, unit, amount, entry_id, expires_at, terminal_id, pos_transaction_id)
+        VALUES (p_member, 'points', p_amount, v_entry, p_expires_at, p_terminal, p_txn)
+        RETURNING hold_id
+    )
+    INSERT INTO journal_entries (entry_id, kind, member_id, unit, amount, actor, explanation, occurred_at, hold_id)
+    OVERRIDING SYSTEM VALUE
+    SELECT v_entry, 'hold', p_member, 'points', p_amount, p_terminal, '{}'::jsonb, now(), h.hold_id FROM h
+    RETURNING hold_id INTO v_hold;
+    v_bal := checkout_post(p_member, ARRAY[v_entry, v_entry], ARRAY['available', 'held'], ARRAY['points', 'points'],
+                           ARRAY[-p_amount, p_amount]);
+    v_response := jsonb_build_object(
+        'entry_id', v_entry, 'member_id', p_member, 'unit', 'points', 'ledger_version', v_version,
+        'balances', jsonb_build_object('available', v_bal[1], 'pending', v_bal[2], 'held', v_bal[3]),
+        'hold_id', v_hold, 'amount', p_amount, 'expires_at', p_expires_at,
+        'expires_at_ms', (extract(epoch FROM p_expires_at) * 1000)::bigint, 'replayed', false);
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (scope, key, request_hash, entry_id, response)
+        VALUES (p_scope, p_key, p_hash, v_entry, v_response);
+    END IF;
+    RETURN ROW(1, NULL, NULL, NULL, v_response, p_member, v_version, v_tier_code, v_tier_name, v_status, v_card,
+               v_phone, v_bal[1], v_bal[2], v_bal[3], v_bal[4], v_bal[5], v_bal[6])::checkout_result;
+END $$;
+
+-- Reverses part of an accrual (a return) or of a redemption (points paid back), as ledger_reverse does, for a
+-- caller that already holds the member lock and writes the key itself. Accrual: from its own lot first (only
+-- what is not held), then other available lots, the rest recorded as unrecovered. Redemption: restored into the
+-- lots it consumed, last consumed first. The entry is written once, with its unrecovered amount.
+CREATE FUNCTION checkout_reverse(
+    p_member bigint, p_original bigint, p_amount bigint, p_occurred_at timestamptz, p_actor text,
+    p_explanation jsonb, p_refunded_spend_minor bigint,
+    OUT entry_id bigint, OUT recovered bigint, OUT unrecovered bigint, OUT balances bigint[]
+) LANGUAGE plpgsql AS $$
+DECLARE
+    v_original journal_entries%ROWTYPE;
+    v_lot_id bigint;
+    v_lot_state text;
+    v_lot_remaining bigint := 0;
+    v_available bigint;
+    v_own bigint := 0;
+    v_other bigint := 0;
+    v_restored bigint;
+    v_pb text[];
+    v_pa bigint[];
+BEGIN
+    IF p_amount IS NULL OR p_amount <= 0 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('amount', p_amount));
+    END IF;
+    SELECT * INTO v_original FROM journal_entries e WHERE e.entry_id = p_original;
+    IF NOT FOUND OR v_original.member_id <> p_member THEN
+        PERFORM ledger_fail('LY007', 'unknown_entry', jsonb_build_object('entry_id', p_original));
+    END IF;
+    IF v_original.kind NOT IN ('accrual', 'redemption') THEN
+        PERFORM ledger_fail('LY008', 'not_reversible', jsonb_build_object('entry_id', p_original, 'kind', v_original.kind));
+    END IF;
+    IF v_original.reversed_amount + p_amount > v_original.amount THEN
+        PERFORM ledger_fail('LY009', 'reversal_exceeds_remaining', jsonb_build_object(
+            'entry_id', p_original, 'requested', p_amount,
+            'remaining', v_original.amount - v_original.reversed_amount));
+    END IF;
+    IF p_refunded_spend_minor < 0 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('refunded_spend_minor', p_refunded_spend_minor));
+    END IF;
+    IF v_original.kind = 'accrual' THEN
+        -- The accrual's own lot, through the open-lots index (a lot with nothing left gives nothing back).
+        SELECT l.lot_id, l.state, l.remaining_amount INTO v_lot_id, v_lot_state, v_lot_remaining
+        FROM lots l
+        WHERE l.member_id = p_member AND l.unit = v_original.unit AND l.remaining_amount > 0 AND l.entry_id = p_original;
+        v_lot_remaining := coalesce(v_lot_remaining, 0);
+        SELECT a.balance INTO v_available FROM accounts a
+        WHERE a.member_id = p_member AND a.bucket = 'available' AND a.unit = v_original.unit;
+        -- Points of an available lot may be held by a checkout in progress: never take those.
+        v_own := CASE WHEN v_lot_state = 'pending' THEN least(p_amount, v_lot_remaining)
+                      WHEN v_lot_state = 'available' THEN least(p_amount, v_lot_remaining, v_available)
+                      ELSE 0 END;
+        IF v_lot_state = 'available' THEN
+            v_available := v_available - v_own;
+        END IF;
+        v_other := least(p_amount - v_own, v_available);
+    END IF;
+    INSERT INTO journal_entries (kind, member_id, unit, amount, actor, reverses_entry_id, explanation, occurred_at,
+                                 spend_minor, unrecovered_amount)
+    VALUES ('reversal', p_member, v_original.unit, p_amount, p_actor, p_original, coalesce(p_explanation, '{}'::jsonb),
+            coalesce(p_occurred_at, now()), -coalesce(p_refunded_spend_minor, 0),
+            CASE WHEN v_original.kind = 'accrual' THEN p_amount - v_own - v_other ELSE 0 END)
+    RETURNING journal_entries.entry_id INTO entry_id;
+    UPDATE journal_entries e SET reversed_amount = e.reversed_amount + p_amount WHERE e.entry_id = p_original;
+    IF v_original.kind = 'accrual' THEN
+        IF v_own > 0 THEN
+            UPDATE lots l SET remaining_amount = l.remaining_amount - v_own,
+                              state = CASE WHEN l.remaining_amount - v_own = 0 THEN 'reversed' ELSE l.state END
+            WHERE l.lot_id = v_lot_id;
+        END IF;
+        IF v_other > 0 THEN
+            PERFORM checkout_consume_lots(entry_id, p_member, v_original.unit, v_other, 0);
+        END IF;
+        v_pb := '{}';
+        v_pa := '{}';
+        IF v_lot_state = 'pending' AND v_own > 0 THEN
+            v_pb := v_pb || 'pending'::text;
+            v_pa := v_pa || -v_own;
+            IF v_other > 0 THEN
+                v_pb := v_pb || 'available'::text;
+                v_pa := v_pa || -v_other;
+            END IF;
+        ELSIF v_own + v_other > 0 THEN
+            v_pb := v_pb || 'available'::text;
+            v_pa := v_pa || -(v_own + v_other);
+        END IF;
+        IF v_own + v_other > 0 THEN
+            v_pb := v_pb || 'issued'::text;
+            v_pa := v_pa || (v_own + v_other);
+        END IF;
+        recovered := v_own + v_other;
+        unrecovered := p_amount - v_own - v_other;
+    ELSE
+        WITH c AS (
+            SELECT lc.seq, lc.lot_id, lc.amount - lc.restored_amount AS restorable,
+                   sum(lc.amount - lc.restored_amount) OVER (ORDER BY lc.seq DESC) - (lc.amount - lc.restored_amount) AS before
+            FROM lot_consumptions lc
+            WHERE lc.entry_id = p_original AND lc.amount > lc.restored_amount
+        ), t AS (
+            SELECT seq, lot_id, least(restorable, p_amount - before) AS take FROM c WHERE before < p_amount
+        ), u1 AS (
+            UPDATE lot_consumptions lc SET restored_amount = lc.restored_amount + t.take
+            FROM t WHERE lc.entry_id = p_original AND lc.seq = t.seq
+        ), u2 AS (
+            UPDATE lots l SET remaining_amount = l.remaining_amount + s.take, state = 'available'
+            FROM (SELECT lot_id, sum(take) AS take FROM t GROUP BY lot_id) s WHERE l.lot_id = s.lot_id
+        )
+        SELECT coalesce(sum(take), 0) INTO v_restored FROM t;
+        IF v_restored < p_amount THEN
+            PERFORM ledger_fail('LY099', 'ledger_invariant', jsonb_build_object(
+                'entry_id', p_original, 'reason', 'consumptions do not cover the redemption', 'missing', p_amount - v_restored));
+        END IF;
+        v_pb := ARRAY['redeemed', 'available'];
+        v_pa := ARRAY[-p_amount, p_amount];
+        recovered := p_amount;
+        unrecovered := 0;
+    END IF;
+    balances := checkout_post(p_member, array_fill(entry_id, ARRAY[cardinality(v_pb)]), v_pb,
+                              array_fill(v_original.unit, ARRAY[cardinality(v_pb)]), v_pa);
+END $$;
+
+-- A refund (or, p_void, the void of a cancel) of the purchase p_txn of terminal p_terminal, as pos_refund does,
+-- without the key: member lock, checks, the reversals, the purchase record. Answers the result row whose response
+-- is pos_refund's (award_reversed, points_restored, unit, refunded_minor, award_unrecovered, points, replayed).
+CREATE FUNCTION checkout_refund_apply(
+    p_terminal text, p_txn text, p_member bigint, p_expected_version integer, p_returned jsonb,
+    p_refunded_minor bigint, p_reverse bigint, p_restore bigint, p_occurred_at timestamptz, p_actor text,
+    p_explanation jsonb, p_void boolean
+) RETURNS checkout_result LANGUAGE plpgsql AS $$
+DECLARE
+    v_checkout pos_checkouts%ROWTYPE;
+    v_version bigint;
+    v_status text;
+    v_tier_code text;
+    v_tier_name text;
+    v_card text;
+    v_phone text;
+    v_reverse bigint := p_reverse;
+    v_restore bigint := p_restore;
+    v_refunded bigint := p_refunded_minor;
+    v_returned jsonb := p_returned;
+    v_spend bigint;
+    v_unrecovered bigint := 0;
+    v_rev record;
+    v_bal bigint[];
+    v_response jsonb;
+BEGIN
+    UPDATE members m SET ledger_version = m.ledger_version + 1
+    FROM tiers t
+    WHERE m.member_id = p_member AND t.tier_id = m.tier_id
+    RETURNING m.ledger_version, m.status, t.code, t.name, m.card_number, m.phone
+    INTO v_version, v_status, v_tier_code, v_tier_name, v_card, v_phone;
+    IF NOT FOUND THEN
+        PERFORM ledger_fail('LY002', 'unknown_member', jsonb_build_object('member_id', p_member));
+    END IF;
+    -- Every change of the purchase record happens under its member's lock.
+    SELECT * INTO STRICT v_checkout FROM pos_checkouts WHERE terminal_id = p_terminal AND pos_transaction_id = p_txn;
+    IF v_checkout.voided THEN
+        PERFORM ledger_fail('LY017', 'transaction_voided', jsonb_build_object(
+            'terminal_id', p_terminal, 'pos_transaction_id', p_txn));
+    END IF;
+    IF p_void THEN
+        SELECT coalesce(sum(amount - reversed_amount) FILTER (WHERE entry_id = v_checkout.accrual_entry_id), 0),
+               coalesce(sum(amount - reversed_amount) FILTER (WHERE entry_id = v_checkout.redemption_entry_id), 0)
+        INTO v_reverse, v_restore
+        FROM journal_entries WHERE entry_id IN (v_checkout.accrual_entry_id, v_checkout.redemption_entry_id);
+        v_refunded := v_checkout.paid_total_minor - v_checkout.refunded_minor;
+        SELECT coalesce(jsonb_object_agg(l ->> 'line_id', (l ->> 'quantity')::bigint), '{}'::jsonb) INTO v_returned
+        FROM jsonb_array_elements(v_checkout.lines) AS l;
+    ELSIF v_checkout.refund_version <> p_expected_version THEN
+        PERFORM ledger_fail('LY015', 'refund_conflict', jsonb_build_object(
+            'pos_transaction_id', p_txn, 'expected', p_expected_version, 'actual', v_checkout.refund_version));
+    END IF;
+    IF v_reverse < 0 OR v_restore < 0 OR v_refunded < 0 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object(
+            'reverse', v_reverse, 'restore', v_restore, 'refunded_minor', v_refunded));
+    END IF;
+    IF v_checkout.refunded_minor + v_refunded > v_checkout.paid_total_minor THEN
+        PERFORM ledger_fail('LY018', 'refund_exceeds_purchase', jsonb_build_object(
+            'pos_transaction_id', p_txn, 'paid_total_minor', v_checkout.paid_total_minor,
+            'refunded_before', v_checkout.refunded_minor, 'refunding', v_refunded));
+    END IF;
+    -- The refunded money lowers qualifying spend once, on the first reversal written.
+    v_spend := v_refunded;
+    IF v_reverse > 0 THEN
+        SELECT * INTO v_rev FROM checkout_reverse(p_member, v_checkout.accrual_entry_id, v_reverse, p_occurred_at,
+                                                  p_actor, p_explanation, v_spend);
+        v_unrecovered := v_rev.unrecovered;
+        v_bal := v_rev.balances;
+        v_spend := 0;
+    END IF;
+    IF v_restore > 0 THEN
+        SELECT * INTO v_rev FROM checkout_reverse(p_member, v_checkout.redemption_entry_id, v_restore, p_occurred_at,
+                                                  p_actor, p_explanation, v_spend);
+        v_bal := v_rev.balances;
+    END IF;
+    UPDATE pos_checkouts
+    SET returned = v_returned, refunded_minor = refunded_minor + v_refunded, refund_version = refund_version + 1,
+        voided = p_void
+    WHERE terminal_id = p_terminal AND pos_transaction_id = p_txn;
+    IF v_bal IS NULL THEN
+        v_bal := checkout_post(p_member, '{}', '{}', '{}', '{}');
+    END IF;
+    v_response := jsonb_build_object(
+        'award_reversed', v_reverse, 'points_restored', v_restore, 'unit', v_checkout.unit,
+        'refunded_minor', v_refunded, 'award_unrecovered', v_unrecovered,
+        'points', jsonb_build_object('available', v_bal[1], 'pending', v_bal[2], 'held', v_bal[3]), 'replayed', false);
+    RETURN ROW(1, NULL, NULL, NULL, v_response, p_member, v_version, v_tier_code, v_tier_name, v_status, v_card,
+               v_phone, v_bal[1], v_bal[2], v_bal[3], v_bal[4], v_bal[5], v_bal[6])::checkout_result;
+END $$;
+
+-- Refund: pos_refund's arguments and response; p_terminal and p_txn name the purchase, p_scope/p_key the refund.
+CREATE FUNCTION checkout_refund(
+    p_scope text, p_key text, p_hash bytea, p_terminal text, p_txn text, p_expected_version integer,
+    p_returned jsonb, p_refunded_minor bigint, p_reverse bigint, p_restore bigint, p_occurred_at timestamptz,
+    p_actor text, p_explanation jsonb, p_void boolean
+) RETURNS checkout_result LANGUAGE plpgsql AS $$
+DECLARE
+    v_member bigint;
+    v_stored jsonb;
+    v_result checkout_result;
+BEGIN
+    PERFORM checkout_key_lock(p_scope, p_key);
+    SELECT member_id INTO v_member FROM pos_checkouts WHERE terminal_id = p_terminal AND pos_transaction_id = p_txn;
+    v_stored := checkout_stored(p_scope, p_key, p_hash);
+    IF v_stored IS NOT NULL THEN
+        RETURN checkout_snapshot(1, v_member, v_stored);
+    END IF;
+    IF v_member IS NULL THEN
+        PERFORM ledger_fail('LY016', 'unknown_transaction', jsonb_build_object(
+            'terminal_id', p_terminal, 'pos_transaction_id', p_txn));
+    END IF;
+    v_result := checkout_refund_apply(p_terminal, p_txn, v_member, p_expected_version, p_returned, p_refunded_minor,
+                                      p_reverse, p_restore, p_occurred_at, p_actor, p_explanation, p_void);
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (scope, key, request_hash, response) VALUES (p_scope, p_key, p_hash, v_result.response);
+    END IF;
+    RETURN v_result;
+END $$;
+
+-- Cancel: void the purchase committed under p_txn on this terminal, or else release the hold taken under it (found
+-- through the hold's key, 'hold:' || p_txn in the same scope). pos_cancel's response.
+CREATE FUNCTION checkout_cancel(
+    p_scope text, p_key text, p_hash bytea, p_terminal text, p_txn text, p_actor text
+) RETURNS checkout_result LANGUAGE plpgsql AS $$
+DECLARE
+    v_stored jsonb;
+    v_member bigint;
+    v_hold holds%ROWTYPE;
+    v_hold_id bigint;
+    v_result checkout_result;
+    v_version bigint;
+    v_status text;
+    v_tier_code text;
+    v_tier_name text;
+    v_card text;
+    v_phone text;
+    v_entry bigint;
+    v_bal bigint[];
+    v_response jsonb;
+BEGIN
+    PERFORM checkout_key_lock(p_scope, p_key);
+    v_stored := checkout_stored(p_scope, p_key, p_hash);
+    IF v_stored IS NOT NULL THEN
+        RETURN checkout_snapshot(1, (v_stored ->> 'member_id')::bigint, v_stored);
+    END IF;
+    SELECT member_id INTO v_member FROM pos_checkouts WHERE terminal_id = p_terminal AND pos_transaction_id = p_txn;
+    IF FOUND THEN
+        v_result := checkout_refund_apply(p_terminal, p_txn, v_member, 0, NULL, 0, 0, 0, now(), p_actor,
+                                          jsonb_build_object('void', p_txn), true);
+        v_response := jsonb_build_object('cancelled', 'commit', 'member_id', v_member,
+            'award_reversed', v_result.response -> 'award_reversed',
+            'points_restored', v_result.response -> 'points_restored',
+            'points', v_result.response -> 'points', 'replayed', false);
+        v_result.response := v_response;
+    ELSE
+        SELECT (response ->> 'hold_id')::bigint INTO v_hold_id
+        FROM idempotency_keys WHERE scope = p_scope AND key = 'hold:' || p_txn;
+        SELECT * INTO v_hold FROM holds WHERE hold_id = v_hold_id;
+        IF NOT FOUND THEN
+            PERFORM ledger_fail('LY016', 'unknown_transaction', jsonb_build_object(
+                'terminal_id', p_terminal, 'pos_transaction_id', p_txn));
+        END IF;
+        v_member := v_hold.member_id;
+        UPDATE members m SET ledger_version = m.ledger_version + 1
+        FROM tiers t
+        WHERE m.member_id = v_member AND t.tier_id = m.tier_id
+        RETURNING m.ledger_version, m.status, t.code, t.name, m.card_number, m.phone
+        INTO v_version, v_status, v_tier_code, v_tier_name, v_card, v_phone;
+        -- Read again under the member lock: the hold may have been committed or expired meanwhile.
+        SELECT * INTO v_hold FROM holds WHERE hold_id = v_hold_id;
+        IF v_hold.state <> 'active' THEN
+            PERFORM ledger_fail('LY005', 'hold_not_active', jsonb_build_object('hold_id', v_hold_id, 'state', v_hold.state));
+        END IF;
+        INSERT INTO journal_entries (kind, member_id, unit, amount, actor, explanation, occurred_at, hold_id)
+        VALUES ('release', v_member, v_hold.unit, v_hold.amount, p_actor, '{}'::jsonb, now(), v_hold_id)
+        RETURNING entry_id INTO v_entry;
+        v_bal := checkout_post(v_member, ARRAY[v_entry, v_entry], ARRAY['held', 'available'],
+                               ARRAY[v_hold.unit, v_hold.unit], ARRAY[-v_hold.amount, v_hold.amount]);
+        UPDATE holds SET state = 'released' WHERE hold_id = v_hold_id;
+        v_response := jsonb_build_object('cancelled', 'hold', 'member_id', v_member, 'award_reversed', 0,
+            'points_restored', 0,
+            'points', jsonb_build_object('available', v_bal[1], 'pending', v_bal[2], 'held', v_bal[3]),
+            'replayed', false);
+        v_result := ROW(1, NULL, NULL, NULL, v_response, v_member, v_version, v_tier_code, v_tier_name, v_status,
+                        v_card, v_phone, v_bal[1], v_bal[2], v_bal[3], v_bal[4], v_bal[5], v_bal[6])::checkout_result;
+    END IF;
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (scope, key, request_hash, response) VALUES (p_scope, p_key, p_hash, v_response);
+    END IF;
+    RETURN v_result;
+END $$;

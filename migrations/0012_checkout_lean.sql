@@ -220,23 +220,17 @@ BEGIN
         p_stored || jsonb_build_object('lines', coalesce(p_stored -> 'lines', v_lines), 'replayed', true));
 END $$;
 
--- Commits of many tills in one call and one transaction (what pos_commit_batch does, with typed arrays: element
--- i of every array is item i). Items are applied in member order (two batches lock shared members in the same
--- order), each in its own subtransaction: a failing item rolls back alone and comes back as its error. One result
--- row per item, in item order, "position" = i. At most 64 items.
--- Per item: redeem (from the hold, whose unused rest goes back to available, or from available points; lots
--- consumed soonest expiry first) before awarding; a hold named without redemption is released; the award is a
--- lot, pending until available_at; the purchase that crosses a tier threshold upgrades the member (tier_change);
--- a pos_checkouts row; the response stored under the key.
-CREATE FUNCTION checkout_commit_batch(
+-- The items p_positions of a batch, one at a time (checkout_commit_batch's fallback: items whose member or key
+-- occurs twice in the batch, and every item when the set-based pass failed). Items in member order, each in its
+-- own subtransaction: a failing item rolls back alone and comes back as its error. One result row per position.
+CREATE FUNCTION checkout_commit_items(
     p_scope text[], p_key text[], p_hash bytea[], p_terminal text[], p_txn text[], p_member bigint[],
     p_tier_code text[], p_unit text[], p_award bigint[], p_available_at timestamptz[], p_expires_at timestamptz[],
     p_occurred_at timestamptz[], p_rules_version text[], p_explanation jsonb[], p_spend_minor bigint[],
-    p_lines jsonb[], p_paid_total_minor bigint[], p_hold bigint[], p_redeem bigint[]
+    p_lines jsonb[], p_paid_total_minor bigint[], p_hold bigint[], p_redeem bigint[], p_positions integer[]
 ) RETURNS SETOF checkout_result LANGUAGE plpgsql AS $$
 DECLARE
-    v_n integer := coalesce(cardinality(p_member), 0);
-    v_out checkout_result[];
+    v_out checkout_result;
     v_i integer;
     v_member bigint;
     v_award bigint;
@@ -280,25 +274,7 @@ DECLARE
     v_message text;
     v_detail text;
 BEGIN
-    IF v_n > 64 THEN
-        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('batch_size', v_n));
-    END IF;
-    IF v_n = 0 THEN
-        RETURN;
-    END IF;
-    IF coalesce(cardinality(p_scope), 0) <> v_n OR coalesce(cardinality(p_key), 0) <> v_n
-       OR coalesce(cardinality(p_hash), 0) <> v_n OR coalesce(cardinality(p_terminal), 0) <> v_n
-       OR coalesce(cardinality(p_txn), 0) <> v_n OR coalesce(cardinality(p_tier_code), 0) <> v_n
-       OR coalesce(cardinality(p_unit), 0) <> v_n OR coalesce(cardinality(p_award), 0) <> v_n
-       OR coalesce(cardinality(p_available_at), 0) <> v_n OR coalesce(cardinality(p_expires_at), 0) <> v_n
-       OR coalesce(cardinality(p_occurred_at), 0) <> v_n OR coalesce(cardinality(p_rules_version), 0) <> v_n
-       OR coalesce(cardinality(p_explanation), 0) <> v_n OR coalesce(cardinality(p_spend_minor), 0) <> v_n
-       OR coalesce(cardinality(p_lines), 0) <> v_n OR coalesce(cardinality(p_paid_total_minor), 0) <> v_n
-       OR coalesce(cardinality(p_hold), 0) <> v_n OR coalesce(cardinality(p_redeem), 0) <> v_n THEN
-        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('reason', 'argument arrays differ in length'));
-    END IF;
-    v_out := array_fill(NULL::checkout_result, ARRAY[v_n]);
-    FOR v_i IN SELECT i FROM generate_subscripts(p_member, 1) AS i ORDER BY p_member[i], i LOOP
+    FOR v_i IN SELECT i FROM unnest(p_positions) AS i ORDER BY p_member[i], i LOOP
         v_member := p_member[v_i];
         v_terminal := p_terminal[v_i];
         v_txn := p_txn[v_i];
@@ -307,8 +283,9 @@ BEGIN
             SELECT request_hash, response INTO v_stored_hash, v_stored
             FROM idempotency_keys WHERE scope = p_scope[v_i] AND key = p_key[v_i];
             IF FOUND THEN
-                v_out[v_i] := checkout_commit_replay(v_i, p_scope[v_i], p_key[v_i], p_hash[v_i], v_stored_hash, v_stored,
+                v_out := checkout_commit_replay(v_i, p_scope[v_i], p_key[v_i], p_hash[v_i], v_stored_hash, v_stored,
                                                      v_terminal, v_txn, v_member);
+                RETURN NEXT v_out;
                 CONTINUE;
             END IF;
         END IF;
@@ -366,10 +343,6 @@ BEGIN
                     PERFORM ledger_fail('LY006', 'hold_exceeded', jsonb_build_object(
                         'hold_id', v_hold_id, 'requested', v_redeem, 'held', v_hold.amount));
                 END IF;
-            END IF;
-            IF v_award > 0 AND p_expires_at[v_i] IS NOT NULL AND p_expires_at[v_i] <= p_available_at[v_i] THEN
-                PERFORM ledger_fail('LY012', 'invalid_dates', jsonb_build_object(
-                    'available_at', p_available_at[v_i], 'expires_at', p_expires_at[v_i]));
             END IF;
 
             -- The entries: redemption (or the release of an unused hold) first, then the accrual; one insert.
@@ -435,6 +408,11 @@ BEGIN
                 v_pa := v_pa || ARRAY[-v_award, v_award];
             END IF;
             v_bal := checkout_post(v_member, v_pe, v_pb, v_pu, v_pa);
+            -- After the redemption's balance check, as before (the accrual came after the redemption).
+            IF v_award > 0 AND p_expires_at[v_i] IS NOT NULL AND p_expires_at[v_i] <= p_available_at[v_i] THEN
+                PERFORM ledger_fail('LY012', 'invalid_dates', jsonb_build_object(
+                    'available_at', p_available_at[v_i], 'expires_at', p_expires_at[v_i]));
+            END IF;
             IF v_hold_id IS NOT NULL THEN
                 UPDATE holds SET state = CASE WHEN v_redeem > 0 THEN 'committed' ELSE 'released' END
                 WHERE hold_id = v_hold_id;
@@ -501,7 +479,7 @@ BEGIN
                 INSERT INTO idempotency_keys (scope, key, request_hash, response)
                 VALUES (p_scope[v_i], p_key[v_i], p_hash[v_i], v_response);
             END IF;
-            v_out[v_i] := ROW(v_i, NULL, NULL, NULL, v_response || jsonb_build_object('lines', p_lines[v_i]),
+            v_out := ROW(v_i, NULL, NULL, NULL, v_response || jsonb_build_object('lines', p_lines[v_i]),
                               v_member, v_version, v_tier_code, v_tier_name, v_status, v_card, v_phone,
                               v_bal[1], v_bal[2], v_bal[3], v_bal[4], v_bal[5], v_bal[6])::checkout_result;
         EXCEPTION
@@ -512,16 +490,451 @@ BEGIN
                 SELECT request_hash, response INTO v_stored_hash, v_stored
                 FROM idempotency_keys WHERE scope = p_scope[v_i] AND key = p_key[v_i];
                 IF FOUND THEN
-                    v_out[v_i] := checkout_commit_replay(v_i, p_scope[v_i], p_key[v_i], p_hash[v_i], v_stored_hash,
+                    v_out := checkout_commit_replay(v_i, p_scope[v_i], p_key[v_i], p_hash[v_i], v_stored_hash,
                                                          v_stored, v_terminal, v_txn, v_member);
                 ELSE
-                    v_out[v_i] := checkout_error(v_i, v_state, v_message, v_detail);
+                    v_out := checkout_error(v_i, v_state, v_message, v_detail);
                 END IF;
             WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
-                v_out[v_i] := checkout_error(v_i, v_state, v_message, v_detail);
+                v_out := checkout_error(v_i, v_state, v_message, v_detail);
         END;
+        RETURN NEXT v_out;
     END LOOP;
+END $$;
+
+-- An item of a commit batch as the set-based pass carries it: the request, then what the member update and the
+-- checks found (error null = the item is written).
+CREATE TYPE checkout_item AS (
+    pos            integer,
+    scope          text,
+    key            text,
+    hash           bytea,
+    terminal       text,
+    txn            text,
+    member         bigint,
+    priced_tier    text,
+    unit           text,
+    award          bigint,
+    available_at   timestamptz,
+    expires_at     timestamptz,
+    occurred_at    timestamptz,
+    rules_version  text,
+    explanation    jsonb,
+    spend          bigint,
+    lines          jsonb,
+    paid           bigint,
+    hold           bigint,
+    redeem         bigint,
+    hold_amount    bigint,
+    lot_state      text,
+    version        bigint,
+    status         text,
+    tier_id        bigint,
+    tier_code      text,
+    tier_name      text,
+    tier_rank      integer,
+    card           text,
+    phone          text,
+    anchor         timestamptz,
+    bound          bigint,
+    error          text,
+    error_message  text,
+    error_detail   text
+);
+
+-- What the write statement answers per written item.
+CREATE TYPE checkout_written AS (
+    pos               integer,
+    redemption_entry  bigint,
+    accrual_entry     bigint,
+    balances          bigint[],
+    taken             bigint
+);
+
+-- The set-based pass of checkout_commit_batch over items p_positions, whose members and keys are distinct: the
+-- same semantics as checkout_commit_items, but a handful of statements for the whole batch instead of a handful
+-- per item (each statement has a fixed cost: executor start, the table's CHECK constraints prepared again,
+-- foreign-key triggers), and no subtransaction per item:
+--   1. one UPDATE of the batch's members (lock in member order, ledger version, tier-spend bound);
+--   2. one SELECT that checks every item (amounts, member, tier, hold, balance) with a snapshot taken after the
+--      locks; an item that fails is answered with its error and writes nothing further;
+--   3. one statement that writes everything of the passing items: entries, postings, member balances (answering
+--      the new balances), hold states, lot consumptions, new lots, purchase records;
+--   4. the exact tier check, only for members whose bound says a higher tier may be reached;
+--   5. one INSERT of the keys with their final responses.
+-- Anything unexpected (a key inserted meanwhile by a concurrent duplicate, a lost race on a balance, a deadlock)
+-- raises, and the caller rolls this pass back and runs the items one at a time.
+CREATE FUNCTION checkout_commit_fast(
+    p_scope text[], p_key text[], p_hash bytea[], p_terminal text[], p_txn text[], p_member bigint[],
+    p_tier_code text[], p_unit text[], p_award bigint[], p_available_at timestamptz[], p_expires_at timestamptz[],
+    p_occurred_at timestamptz[], p_rules_version text[], p_explanation jsonb[], p_spend_minor bigint[],
+    p_lines jsonb[], p_paid_total_minor bigint[], p_hold bigint[], p_redeem bigint[], p_positions integer[]
+) RETURNS checkout_result[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_items checkout_item[];
+    v_members bigint[];
+    v_written checkout_written[];
+    v_updated integer;
+    v_expected integer;
+    v_short integer;
+    v_item checkout_item;
+    v_done checkout_written;
+    v_changes jsonb := '{}'::jsonb;
+    v_best tiers%ROWTYPE;
+    v_window_max integer;
+    v_window_spend bigint;
+    v_bound bigint;
+    v_reason text;
+    v_results checkout_result[];
+BEGIN
+    SELECT array_agg(ROW(i, p_scope[i], p_key[i], p_hash[i], p_terminal[i], p_txn[i], p_member[i], p_tier_code[i],
+                         p_unit[i], coalesce(p_award[i], 0), p_available_at[i], p_expires_at[i],
+                         coalesce(p_occurred_at[i], now()), p_rules_version[i], coalesce(p_explanation[i], '{}'::jsonb),
+                         coalesce(p_spend_minor[i], 0), p_lines[i], coalesce(p_paid_total_minor[i], 0), p_hold[i],
+                         coalesce(p_redeem[i], 0), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                         NULL, NULL, NULL, NULL)::checkout_item ORDER BY p_member[i]),
+           array_agg(p_member[i] ORDER BY p_member[i]) FILTER (WHERE p_member[i] IS NOT NULL)
+    INTO v_items, v_members
+    FROM unnest(p_positions) AS i;
+
+    -- 1. The members: locked (the index scan over the sorted ids takes them in member order), version moved, each
+    --    purchase's spend added to the tier bound (only with an award, as the spend is recorded on the accrual).
+    WITH u AS (
+        UPDATE members m
+        SET ledger_version = m.ledger_version + 1,
+            tier_spend_bound_minor = m.tier_spend_bound_minor
+                + coalesce((SELECT sum(greatest(i.spend, 0)) FROM unnest(v_items) i
+                            WHERE i.member = m.member_id AND i.award > 0), 0)
+        FROM tiers t
+        WHERE m.member_id = ANY (v_members) AND t.tier_id = m.tier_id
+        RETURNING m.member_id, m.ledger_version, m.status, m.tier_id, t.code, t.name, t.rank, m.card_number, m.phone,
+                  m.tier_spend_anchor, m.tier_spend_bound_minor
+    ),
+    -- 2. The checks, in the order of pos_commit (errors on the first failing one).
+    c AS (
+        SELECT i.*, u.member_id AS found, u.ledger_version AS u_version, u.status AS u_status, u.tier_id AS u_tier_id,
+               u.code AS u_code, u.name AS u_name, u.rank AS u_rank, u.card_number AS u_card, u.phone AS u_phone,
+               u.tier_spend_anchor AS u_anchor, u.tier_spend_bound_minor AS u_bound,
+               h.member_id AS h_member, h.unit AS h_unit, h.state AS h_state, h.amount AS h_amount,
+               h.terminal_id AS h_terminal, h.pos_transaction_id AS h_txn, h.hold_id AS h_id
+        FROM unnest(v_items) i
+        LEFT JOIN u ON u.member_id = i.member
+        LEFT JOIN holds h ON h.hold_id = i.hold
+    )
+    SELECT array_agg(ROW(c.pos, c.scope, c.key, c.hash, c.terminal, c.txn, c.member, c.priced_tier, c.unit, c.award,
+                         c.available_at, c.expires_at, c.occurred_at, c.rules_version, c.explanation, c.spend, c.lines,
+                         c.paid, c.hold, c.redeem, c.h_amount,
+                         CASE WHEN c.available_at > now() THEN 'pending' ELSE 'available' END,
+                         c.u_version, c.u_status, c.u_tier_id, c.u_code, c.u_name, c.u_rank, c.u_card, c.u_phone,
+                         c.u_anchor, c.u_bound, NULL, NULL, NULL)::checkout_item ORDER BY c.member)
+    INTO v_items
+    FROM c;
+
+    -- The checks that need the members locked (holds, balances) read in this statement's snapshot, taken after
+    -- the locks; the member checks come first, so their order is pos_commit's.
+    SELECT array_agg(ROW(i.pos, i.scope, i.key, i.hash, i.terminal, i.txn, i.member, i.priced_tier, i.unit, i.award,
+                         i.available_at, i.expires_at, i.occurred_at, i.rules_version, i.explanation, i.spend, i.lines,
+                         i.paid, i.hold, i.redeem, h.amount, i.lot_state, i.version, i.status, i.tier_id, i.tier_code,
+                         i.tier_name, i.tier_rank, i.card, i.phone, i.anchor, i.bound, e.code,
+                         CASE e.code WHEN 'LY011' THEN 'invalid_amount' WHEN 'LY002' THEN 'unknown_member'
+                             WHEN 'LY003' THEN 'member_not_active' WHEN 'LY014' THEN 'tier_changed'
+                             WHEN 'LY004' THEN 'unknown_hold' WHEN 'LY013' THEN 'hold_mismatch'
+                             WHEN 'LY005' THEN 'hold_not_active' WHEN 'LY006' THEN 'hold_exceeded'
+                             WHEN 'LY001' THEN 'insufficient_balance' WHEN 'LY012' THEN 'invalid_dates' END,
+                         (CASE e.code
+                             WHEN 'LY011' THEN jsonb_build_object('award', i.award, 'redeem', i.redeem, 'spend_minor', i.spend)
+                             WHEN 'LY002' THEN jsonb_build_object('member_id', i.member)
+                             WHEN 'LY003' THEN jsonb_build_object('member_id', i.member, 'status', i.status)
+                             WHEN 'LY014' THEN jsonb_build_object('member_id', i.member, 'priced_at', i.priced_tier, 'now', i.tier_code)
+                             WHEN 'LY004' THEN jsonb_build_object('hold_id', i.hold)
+                             WHEN 'LY013' THEN jsonb_build_object('hold_id', i.hold)
+                             WHEN 'LY005' THEN jsonb_build_object('hold_id', i.hold, 'state', h.state)
+                             WHEN 'LY006' THEN jsonb_build_object('hold_id', i.hold, 'requested', i.redeem, 'held', h.amount)
+                             WHEN 'LY001' THEN jsonb_build_object('member_id', i.member, 'bucket', 'available', 'unit', 'points',
+                                                                  'requested', i.redeem, 'available', a.balance)
+                             WHEN 'LY012' THEN jsonb_build_object('available_at', i.available_at, 'expires_at', i.expires_at)
+                          END)::text)::checkout_item ORDER BY i.member)
+    INTO v_items
+    FROM unnest(v_items) i
+    LEFT JOIN holds h ON h.hold_id = i.hold
+    LEFT JOIN accounts a ON i.redeem > 0 AND i.hold IS NULL
+                        AND a.member_id = i.member AND a.bucket = 'available' AND a.unit = 'points'
+    CROSS JOIN LATERAL (SELECT CASE
+        WHEN i.award < 0 OR i.redeem < 0 OR i.spend < 0 OR i.paid < 0 THEN 'LY011'
+        WHEN i.version IS NULL THEN 'LY002'
+        WHEN i.status <> 'active' THEN 'LY003'
+        WHEN i.priced_tier IS NOT NULL AND i.tier_code <> i.priced_tier THEN 'LY014'
+        WHEN i.hold IS NOT NULL AND h.hold_id IS NULL THEN 'LY004'
+        WHEN i.hold IS NOT NULL AND (h.member_id <> i.member OR h.unit <> 'points'
+                                     OR h.terminal_id IS DISTINCT FROM i.terminal
+                                     OR h.pos_transaction_id IS DISTINCT FROM i.txn) THEN 'LY013'
+        WHEN i.hold IS NOT NULL AND h.state <> 'active' THEN 'LY005'
+        WHEN i.hold IS NOT NULL AND i.redeem > h.amount THEN 'LY006'
+        WHEN i.redeem > 0 AND i.hold IS NULL AND a.balance < i.redeem THEN 'LY001'
+        WHEN i.award > 0 AND i.expires_at IS NOT NULL AND i.expires_at <= i.available_at THEN 'LY012'
+        END AS code) e;
+
+    -- 3. Everything the passing items write, in one statement.
+    WITH w AS (
+        SELECT * FROM unnest(v_items) WHERE error IS NULL
+    ), ev AS (
+        SELECT w.member, w.terminal, v.*
+        FROM w CROSS JOIN LATERAL (VALUES
+            (1, CASE WHEN w.redeem > 0 THEN 'redemption' WHEN w.hold IS NOT NULL THEN 'release' END, 'points',
+             CASE WHEN w.redeem > 0 THEN w.redeem ELSE w.hold_amount END, NULL::text,
+             CASE WHEN w.redeem > 0 THEN jsonb_build_object('pos_transaction_id', w.txn) ELSE '{}'::jsonb END,
+             CASE WHEN w.redeem > 0 THEN w.occurred_at ELSE now() END, w.hold, 0::bigint),
+            (2, CASE WHEN w.award > 0 THEN 'accrual' END, w.unit, w.award, w.rules_version, w.explanation,
+             w.occurred_at, NULL::bigint, w.spend)
+        ) AS v(ord, kind, unit, amount, rules_version, explanation, occurred_at, hold_id, spend)
+        WHERE v.kind IS NOT NULL
+    ), e AS (
+        INSERT INTO journal_entries (kind, member_id, unit, amount, actor, rules_version, explanation, occurred_at,
+                                     hold_id, spend_minor)
+        SELECT kind, member, unit, amount, terminal, rules_version, explanation, occurred_at, hold_id, spend
+        FROM ev ORDER BY member, ord
+        RETURNING entry_id, member_id, kind
+    ), x AS (
+        SELECT w.*, r.entry_id AS red_entry, a.entry_id AS acc_entry
+        FROM w
+        LEFT JOIN e r ON r.member_id = w.member AND r.kind <> 'accrual'
+        LEFT JOIN e a ON a.member_id = w.member AND a.kind = 'accrual'
+    ), p AS (
+        SELECT member, red_entry AS entry_id, 'held' AS bucket, 'points' AS unit, -hold_amount AS amount
+        FROM x WHERE hold IS NOT NULL
+        UNION ALL
+        SELECT member, red_entry, 'available', 'points', CASE WHEN hold IS NOT NULL THEN hold_amount - redeem ELSE -redeem END
+        FROM x WHERE red_entry IS NOT NULL AND (hold IS NULL OR hold_amount <> redeem)
+        UNION ALL
+        SELECT member, red_entry, 'redeemed', 'points', redeem FROM x WHERE redeem > 0
+        UNION ALL
+        SELECT member, acc_entry, 'issued', unit, -award FROM x WHERE acc_entry IS NOT NULL
+        UNION ALL
+        SELECT member, acc_entry, lot_state, unit, award FROM x WHERE acc_entry IS NOT NULL
+    ), d AS (
+        SELECT member, bucket, unit, sum(amount) AS delta, coalesce(sum(amount) FILTER (WHERE amount < 0), 0) AS need
+        FROM p WHERE bucket IN ('available', 'pending', 'held')
+        GROUP BY member, bucket, unit
+    ), upd AS (
+        UPDATE accounts a SET balance = a.balance + d.delta, version = a.version + 1
+        FROM d
+        WHERE a.member_id = d.member AND a.bucket = d.bucket AND a.unit = d.unit AND a.balance + d.need >= 0
+        RETURNING a.account_id, a.member_id, a.bucket, a.unit, a.balance
+    ), sys AS (
+        SELECT account_id, bucket, unit FROM accounts
+        WHERE member_id IS NULL AND campaign_id IS NULL AND bucket IN ('issued', 'redeemed')
+    ), posted AS (
+        INSERT INTO postings (entry_id, account_id, amount)
+        SELECT p.entry_id, coalesce(u.account_id, s.account_id), p.amount
+        FROM p
+        LEFT JOIN upd u ON u.member_id = p.member AND u.bucket = p.bucket AND u.unit = p.unit
+        LEFT JOIN sys s ON s.bucket = p.bucket AND s.unit = p.unit
+        WHERE coalesce(u.account_id, s.account_id) IS NOT NULL
+    ), held AS (
+        UPDATE holds h SET state = CASE WHEN x.redeem > 0 THEN 'committed' ELSE 'released' END
+        FROM x WHERE h.hold_id = x.hold
+    ), open AS (
+        -- Redemptions consume the lots there were before this statement (its new lots are not seen here).
+        SELECT l.lot_id, l.member_id, l.remaining_amount, x.redeem, x.red_entry,
+               sum(l.remaining_amount) OVER (PARTITION BY l.member_id ORDER BY l.expires_at ASC NULLS LAST, l.lot_id)
+                   - l.remaining_amount AS before
+        FROM x JOIN lots l ON l.member_id = x.member AND l.unit = 'points' AND l.state = 'available' AND l.remaining_amount > 0
+        WHERE x.redeem > 0
+    ), take AS (
+        SELECT lot_id, member_id, red_entry, least(remaining_amount, redeem - before) AS amount,
+               row_number() OVER (PARTITION BY member_id ORDER BY before) AS seq
+        FROM open WHERE before < redeem
+    ), consumed AS (
+        UPDATE lots l SET remaining_amount = l.remaining_amount - t.amount FROM take t WHERE l.lot_id = t.lot_id
+    ), consumptions AS (
+        INSERT INTO lot_consumptions (entry_id, seq, lot_id, amount) SELECT red_entry, seq, lot_id, amount FROM take
+    ), new_lots AS (
+        INSERT INTO lots (member_id, entry_id, unit, original_amount, remaining_amount, state, available_at, expires_at)
+        SELECT member, acc_entry, unit, award, award, lot_state, available_at, expires_at FROM x WHERE acc_entry IS NOT NULL
+    ), purchases AS (
+        INSERT INTO pos_checkouts (terminal_id, pos_transaction_id, member_id, unit, accrual_entry_id,
+                                   redemption_entry_id, awarded, redeemed, paid_total_minor, lines, rules_version,
+                                   purchased_at)
+        SELECT terminal, txn, member, unit, acc_entry, CASE WHEN redeem > 0 THEN red_entry END, award, redeem, paid,
+               lines, rules_version, occurred_at
+        FROM x
+    )
+    SELECT array_agg(ROW(x.pos, CASE WHEN x.redeem > 0 THEN x.red_entry END, x.acc_entry, b.balances,
+                         (SELECT coalesce(sum(t.amount), 0) FROM take t WHERE t.member_id = x.member))::checkout_written
+                     ORDER BY x.member),
+           (SELECT count(*) FROM upd), (SELECT count(*) FROM d),
+           count(*) FILTER (WHERE x.redeem > 0 AND (SELECT coalesce(sum(t.amount), 0) FROM take t WHERE t.member_id = x.member) <> x.redeem)
+    INTO v_written, v_updated, v_expected, v_short
+    FROM x
+    CROSS JOIN LATERAL (
+        SELECT ARRAY[
+            coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'points' AND a.bucket = 'available'), 0),
+            coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'points' AND a.bucket = 'pending'), 0),
+            coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'points' AND a.bucket = 'held'), 0),
+            coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'available'), 0),
+            coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'pending'), 0),
+            coalesce(max(coalesce(u.balance, a.balance)) FILTER (WHERE a.unit = 'cashback_minor' AND a.bucket = 'held'), 0)]
+            AS balances
+        FROM accounts a LEFT JOIN upd u ON u.account_id = a.account_id
+        WHERE a.member_id = x.member
+    ) b;
+    IF v_updated IS DISTINCT FROM v_expected OR v_short > 0 THEN
+        -- A balance or the lots did not cover what the checks saw: let the items run one at a time.
+        PERFORM ledger_fail('LY099', 'ledger_invariant', jsonb_build_object(
+            'reason', 'set-based commit pass found a balance or lots short', 'updated', v_updated,
+            'expected', v_expected, 'short', v_short));
+    END IF;
+
+    -- 4. Tier upgrades: the exact spend query only where the bound says a higher tier may be reached.
+    FOR v_item IN
+        SELECT i.* FROM unnest(v_items) i
+        WHERE i.error IS NULL AND i.award > 0 AND i.spend > 0
+          AND EXISTS (SELECT 1 FROM tiers t
+                      WHERE t.rank > i.tier_rank
+                        AND (i.anchor IS NULL OR i.anchor > now() - make_interval(days => t.qualification_window_days)
+                             OR i.bound >= t.qualification_spend_minor))
+    LOOP
+        v_best := NULL;
+        SELECT t.* INTO v_best FROM tiers t
+        WHERE t.rank > v_item.tier_rank
+          AND member_spend_minor(v_item.member, t.qualification_window_days, now()) >= t.qualification_spend_minor
+        ORDER BY t.rank DESC LIMIT 1;
+        SELECT max(qualification_window_days) INTO v_window_max FROM tiers;
+        SELECT coalesce(sum(spend_minor) FILTER (WHERE spend_minor > 0), 0) INTO v_bound
+        FROM journal_entries
+        WHERE member_id = v_item.member AND spend_minor <> 0 AND occurred_at > now() - make_interval(days => v_window_max);
+        IF v_best.tier_id IS NULL THEN
+            UPDATE members SET tier_spend_anchor = now() - make_interval(days => v_window_max), tier_spend_bound_minor = v_bound
+            WHERE member_id = v_item.member;
+        ELSE
+            v_window_spend := member_spend_minor(v_item.member, v_best.qualification_window_days, now());
+            v_reason := format('upgrade: spend %s over %s days reached %s', v_window_spend,
+                               v_best.qualification_window_days, v_best.qualification_spend_minor);
+            UPDATE members SET tier_id = v_best.tier_id, tier_changed_at = now(), updated_at = now(),
+                               tier_spend_anchor = now() - make_interval(days => v_window_max),
+                               tier_spend_bound_minor = v_bound
+            WHERE member_id = v_item.member;
+            INSERT INTO tier_changes (member_id, from_tier_id, to_tier_id, reason, spend_minor, actor)
+            VALUES (v_item.member, v_item.tier_id, v_best.tier_id, v_reason, v_window_spend, v_item.terminal);
+            v_changes := v_changes || jsonb_build_object(v_item.pos::text, jsonb_build_object(
+                'change', jsonb_build_object('from', v_item.tier_code, 'to', v_best.code, 'reason', v_reason),
+                'code', v_best.code, 'name', v_best.name));
+        END IF;
+    END LOOP;
+
+    -- 5. The keys with their final responses (without the lines, which the purchase record keeps), and the answers.
+    WITH r AS (
+        SELECT i.*, wr.balances,
+               jsonb_build_object(
+                   'accrual_entry_id', coalesce(wr.accrual_entry, 0), 'redemption_entry_id', coalesce(wr.redemption_entry, 0),
+                   'awarded', i.award, 'redeemed', i.redeem, 'unit', i.unit, 'rules_version', i.rules_version,
+                   'tier_change', v_changes -> i.pos::text -> 'change',
+                   'points', jsonb_build_object('available', wr.balances[1], 'pending', wr.balances[2], 'held', wr.balances[3]),
+                   'replayed', false) AS response
+        FROM unnest(v_items) i JOIN unnest(v_written) wr ON wr.pos = i.pos
+    ), k AS (
+        INSERT INTO idempotency_keys (scope, key, request_hash, response)
+        SELECT scope, key, hash, response FROM r WHERE key IS NOT NULL
+    )
+    SELECT array_agg(ROW(r.pos, NULL, NULL, NULL, r.response || jsonb_build_object('lines', r.lines), r.member, r.version,
+                         coalesce(v_changes -> r.pos::text ->> 'code', r.tier_code),
+                         coalesce(v_changes -> r.pos::text ->> 'name', r.tier_name), r.status, r.card, r.phone,
+                         r.balances[1], r.balances[2], r.balances[3], r.balances[4], r.balances[5], r.balances[6])::checkout_result)
+    INTO v_results
+    FROM r;
+    RETURN coalesce(v_results, '{}') || coalesce((
+        SELECT array_agg(checkout_error(i.pos, i.error, i.error_message, i.error_detail))
+        FROM unnest(v_items) i WHERE i.error IS NOT NULL), '{}');
+END $$;
+
+-- Commits of many tills in one call and one transaction (what pos_commit_batch does, with typed arrays: element
+-- i of every array is item i). One result row per item, in item order, "position" = i; at most 64 items.
+-- Per item: redeem (from the hold, whose unused rest goes back to available, or from available points; lots
+-- consumed soonest expiry first) before awarding; a hold named without redemption is released; the award is a
+-- lot, pending until available_at; the purchase that crosses a tier threshold upgrades the member (tier_change);
+-- a pos_checkouts row; the response stored under the key. An item that fails writes nothing and comes back as its
+-- error; the others commit.
+-- Items whose key is already stored are answered from it (replay, or LY010). The rest go through the set-based
+-- pass (checkout_commit_fast) in one subtransaction; items whose member or key occurs twice in the batch, and all
+-- items when that pass raised, go one at a time (checkout_commit_items, a subtransaction each). Members are locked
+-- in member order, so two batches sharing members cannot deadlock.
+CREATE FUNCTION checkout_commit_batch(
+    p_scope text[], p_key text[], p_hash bytea[], p_terminal text[], p_txn text[], p_member bigint[],
+    p_tier_code text[], p_unit text[], p_award bigint[], p_available_at timestamptz[], p_expires_at timestamptz[],
+    p_occurred_at timestamptz[], p_rules_version text[], p_explanation jsonb[], p_spend_minor bigint[],
+    p_lines jsonb[], p_paid_total_minor bigint[], p_hold bigint[], p_redeem bigint[]
+) RETURNS SETOF checkout_result LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer := coalesce(cardinality(p_member), 0);
+    v_out checkout_result[];
+    v_row checkout_result;
+    v_stored record;
+    v_fast integer[];
+    v_slow integer[];
+BEGIN
+    IF v_n > 64 THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('batch_size', v_n));
+    END IF;
+    IF v_n = 0 THEN
+        RETURN;
+    END IF;
+    IF coalesce(cardinality(p_scope), 0) <> v_n OR coalesce(cardinality(p_key), 0) <> v_n
+       OR coalesce(cardinality(p_hash), 0) <> v_n OR coalesce(cardinality(p_terminal), 0) <> v_n
+       OR coalesce(cardinality(p_txn), 0) <> v_n OR coalesce(cardinality(p_tier_code), 0) <> v_n
+       OR coalesce(cardinality(p_unit), 0) <> v_n OR coalesce(cardinality(p_award), 0) <> v_n
+       OR coalesce(cardinality(p_available_at), 0) <> v_n OR coalesce(cardinality(p_expires_at), 0) <> v_n
+       OR coalesce(cardinality(p_occurred_at), 0) <> v_n OR coalesce(cardinality(p_rules_version), 0) <> v_n
+       OR coalesce(cardinality(p_explanation), 0) <> v_n OR coalesce(cardinality(p_spend_minor), 0) <> v_n
+       OR coalesce(cardinality(p_lines), 0) <> v_n OR coalesce(cardinality(p_paid_total_minor), 0) <> v_n
+       OR coalesce(cardinality(p_hold), 0) <> v_n OR coalesce(cardinality(p_redeem), 0) <> v_n THEN
+        PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('reason', 'argument arrays differ in length'));
+    END IF;
+    v_out := array_fill(NULL::checkout_result, ARRAY[v_n]);
+    -- Stored keys: the replay or the conflict, without writing anything.
+    FOR v_stored IN
+        SELECT i.pos, k.request_hash, k.response
+        FROM unnest(p_scope, p_key) WITH ORDINALITY AS i(scope, key, pos)
+        JOIN idempotency_keys k ON k.scope = i.scope AND k.key = i.key
+    LOOP
+        v_out[v_stored.pos] := checkout_commit_replay(v_stored.pos::integer, p_scope[v_stored.pos], p_key[v_stored.pos],
+            p_hash[v_stored.pos], v_stored.request_hash, v_stored.response, p_terminal[v_stored.pos], p_txn[v_stored.pos],
+            p_member[v_stored.pos]);
+    END LOOP;
+    SELECT coalesce(array_agg(pos) FILTER (WHERE NOT twice), '{}'), coalesce(array_agg(pos) FILTER (WHERE twice), '{}')
+    INTO v_fast, v_slow
+    FROM (SELECT i.pos::integer AS pos,
+                 count(*) OVER (PARTITION BY i.member) > 1 OR i.member IS NULL
+                 OR (i.key IS NOT NULL AND count(*) OVER (PARTITION BY i.scope, i.key) > 1) AS twice
+          FROM unnest(p_scope, p_key, p_member) WITH ORDINALITY AS i(scope, key, member, pos)
+          WHERE v_out[i.pos] IS NULL) AS open_items;
+    IF cardinality(v_fast) > 0 THEN
+        BEGIN
+            FOR v_row IN
+                SELECT * FROM unnest(checkout_commit_fast(p_scope, p_key, p_hash, p_terminal, p_txn, p_member,
+                    p_tier_code, p_unit, p_award, p_available_at, p_expires_at, p_occurred_at, p_rules_version,
+                    p_explanation, p_spend_minor, p_lines, p_paid_total_minor, p_hold, p_redeem, v_fast))
+            LOOP
+                v_out[v_row.position] := v_row;
+            END LOOP;
+        EXCEPTION WHEN OTHERS THEN
+            -- Rolled back whole: every item again, one at a time (each then gets its own answer or error).
+            RAISE DEBUG 'checkout_commit_batch: set-based pass rolled back (% %), items one at a time', SQLSTATE, SQLERRM;
+            v_slow := v_slow || v_fast;
+            FOREACH v_n IN ARRAY v_fast LOOP
+                v_out[v_n] := NULL;
+            END LOOP;
+        END;
+    END IF;
+    IF cardinality(v_slow) > 0 THEN
+        FOR v_row IN
+            SELECT * FROM checkout_commit_items(p_scope, p_key, p_hash, p_terminal, p_txn, p_member, p_tier_code,
+                p_unit, p_award, p_available_at, p_expires_at, p_occurred_at, p_rules_version, p_explanation,
+                p_spend_minor, p_lines, p_paid_total_minor, p_hold, p_redeem, v_slow)
+        LOOP
+            v_out[v_row.position] := v_row;
+        END LOOP;
+    END IF;
     RETURN QUERY SELECT * FROM unnest(v_out);
 END $$;
 

@@ -870,6 +870,8 @@ DECLARE
     v_out checkout_result[];
     v_row checkout_result;
     v_stored record;
+    v_stored_positions integer[];
+    v_twice boolean;
     v_fast integer[];
     v_slow integer[];
 BEGIN
@@ -891,23 +893,38 @@ BEGIN
         PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('reason', 'argument arrays differ in length'));
     END IF;
     v_out := array_fill(NULL::checkout_result, ARRAY[v_n]);
-    -- Stored keys: the replay or the conflict, without writing anything.
-    FOR v_stored IN
-        SELECT i.pos, k.request_hash, k.response
-        FROM unnest(p_scope, p_key) WITH ORDINALITY AS i(scope, key, pos)
-        JOIN idempotency_keys k ON k.scope = i.scope AND k.key = i.key
-    LOOP
-        v_out[v_stored.pos] := checkout_commit_replay(v_stored.pos::integer, p_scope[v_stored.pos], p_key[v_stored.pos],
-            p_hash[v_stored.pos], v_stored.request_hash, v_stored.response, p_terminal[v_stored.pos], p_txn[v_stored.pos],
-            p_member[v_stored.pos]);
-    END LOOP;
-    SELECT coalesce(array_agg(pos) FILTER (WHERE NOT twice), '{}'), coalesce(array_agg(pos) FILTER (WHERE twice), '{}')
-    INTO v_fast, v_slow
-    FROM (SELECT i.pos::integer AS pos,
-                 count(*) OVER (PARTITION BY i.member) > 1 OR i.member IS NULL
-                 OR (i.key IS NOT NULL AND count(*) OVER (PARTITION BY i.scope, i.key) > 1) AS twice
-          FROM unnest(p_scope, p_key, p_member) WITH ORDINALITY AS i(scope, key, member, pos)
-          WHERE v_out[i.pos] IS NULL) AS open_items;
+    -- Stored keys (answered from the key: the replay or the conflict, writing nothing), and whether a member or a
+    -- key occurs twice among the others: one read.
+    SELECT coalesce(array_agg(i.pos::integer) FILTER (WHERE k.key IS NOT NULL), '{}'),
+           coalesce(array_agg(i.pos::integer) FILTER (WHERE k.key IS NULL), '{}'),
+           count(DISTINCT i.member) FILTER (WHERE k.key IS NULL) < count(*) FILTER (WHERE k.key IS NULL)
+           OR count(*) FILTER (WHERE k.key IS NULL AND i.member IS NULL) > 0
+           OR count(DISTINCT (i.scope, i.key)) FILTER (WHERE k.key IS NULL AND i.key IS NOT NULL)
+              < count(*) FILTER (WHERE k.key IS NULL AND i.key IS NOT NULL)
+    INTO v_stored_positions, v_fast, v_twice
+    FROM unnest(p_scope, p_key, p_member) WITH ORDINALITY AS i(scope, key, member, pos)
+    LEFT JOIN idempotency_keys k ON k.scope = i.scope AND k.key = i.key;
+    IF cardinality(v_stored_positions) > 0 THEN
+        FOR v_stored IN
+            SELECT i.pos, k.request_hash, k.response
+            FROM unnest(v_stored_positions) AS i(pos)
+            JOIN idempotency_keys k ON k.scope = p_scope[i.pos] AND k.key = p_key[i.pos]
+        LOOP
+            v_out[v_stored.pos] := checkout_commit_replay(v_stored.pos, p_scope[v_stored.pos], p_key[v_stored.pos],
+                p_hash[v_stored.pos], v_stored.request_hash, v_stored.response, p_terminal[v_stored.pos],
+                p_txn[v_stored.pos], p_member[v_stored.pos]);
+        END LOOP;
+    END IF;
+    v_slow := '{}';
+    IF v_twice THEN
+        -- Items whose member or key occurs twice go one at a time, after the others.
+        SELECT coalesce(array_agg(pos) FILTER (WHERE NOT twice), '{}'), coalesce(array_agg(pos) FILTER (WHERE twice), '{}')
+        INTO v_fast, v_slow
+        FROM (SELECT i.pos,
+                     count(*) OVER (PARTITION BY p_member[i.pos]) > 1 OR p_member[i.pos] IS NULL
+                     OR (p_key[i.pos] IS NOT NULL AND count(*) OVER (PARTITION BY p_scope[i.pos], p_key[i.pos]) > 1) AS twice
+              FROM unnest(v_fast) AS i(pos)) AS open_items;
+    END IF;
     IF cardinality(v_fast) > 0 THEN
         BEGIN
             FOR v_row IN

@@ -136,6 +136,12 @@ BEGIN
     PERFORM pg_temp.check((SELECT count(*) FROM journal_entries) = v_entries
                           AND (SELECT ledger_version FROM members WHERE member_id = 1) = v_version, 'replay writes nothing');
     PERFORM pg_temp.check(r.ledger_version = v_version AND r.points_available = 500, 'replay carries the member as it is now');
+    -- The replay answers exactly the first response (rebuilt from the stored balances and the purchase record).
+    r := pg_temp.commit1('t1', 'rp1', 1, 0, p_redeem => 20, p_spend => 0);
+    PERFORM pg_temp.check((pg_temp.commit1('t1', 'rp1', 1, 0, p_redeem => 20, p_spend => 0)).response - 'replayed'
+                          = r.response - 'replayed', 'replayed response equals the first');
+    PERFORM pg_temp.check(octet_length((SELECT response::text FROM idempotency_keys WHERE scope = 'pos:t1' AND key = 'commit:rp1')) < 80,
+                          'compact stored response');
     r := pg_temp.commit1('t1', 'a1', 1, 500, p_hash => '\xdead'::bytea);
     PERFORM pg_temp.check(r.sqlstate = 'LY010' AND r.message = 'idempotency_conflict' AND r.response IS NULL, 'conflict LY010');
     r := pg_temp.commit1('t2', 'a1', 1, 5);  -- the same id on another terminal is another purchase
@@ -284,6 +290,9 @@ BEGIN
                           AND r.response -> 'tier_change' ->> 'to' = 'silver', 'upgrade on the crossing purchase');
     PERFORM pg_temp.check((SELECT reason FROM tier_changes WHERE member_id = 6) = 'upgrade: spend 55000 over 365 days reached 50000',
                           'tier change recorded as before');
+    r := pg_temp.commit1('t1', 'u2', 6, 100, p_spend => 25000);
+    PERFORM pg_temp.check((r.response ->> 'replayed')::boolean AND r.response -> 'tier_change' ->> 'to' = 'silver',
+                          'a replay answers the tier change it made');
     r := pg_temp.commit1('t1', 'u3', 6, 100, p_spend => 1000, p_tier => 'silver');
     PERFORM pg_temp.check(r.sqlstate IS NULL AND r.response -> 'tier_change' = 'null'::jsonb, 'no second upgrade');
     -- Spend older than the window does not count: a member whose 60,000 were spent 400 days ago stays base.

@@ -2,14 +2,18 @@
 -- checkout_refund. Same semantics and error codes as the pos_* functions of 0006 (which stay, unchanged), but each
 -- operation writes every row once:
 --   * the idempotency key is read with a plain SELECT first and inserted once, with its final response, at the
---     end. A concurrent duplicate runs until that INSERT, waits there on the unique index for the first, and is
---     then answered with the first one's stored response (or refused with LY010 when the hash differs);
+--     end. A concurrent duplicate of a commit runs until that INSERT, waits there on the unique index for the
+--     first, and is then answered with the first one's stored response (or refused with LY010 when the hash
+--     differs); hold, cancel and refund make a duplicate wait up front on an advisory lock of the key;
 --   * the member row is locked and updated once (ledger version and the tier-spend bound together); only a tier
 --     upgrade, or the rare exact spend check, updates it a second time;
 --   * one journal entry per business event, all postings and all member balance updates in one statement, whose
 --     RETURNING gives the balances for the answer (no second read, no sum over postings);
 --   * a commit stores under its key only what its purchase record (pos_checkouts) does not keep: the balances
 --     and the tier change (~60 bytes); a replay puts the rest back from the purchase record.
+--   * a commit batch is set-based: a handful of statements for the whole batch (one member update, one check, one
+--     write statement, one key insert) and one subtransaction, instead of a handful of statements and a
+--     subtransaction per commit; items are taken one at a time only when that pass cannot be used.
 -- Typed arguments (no JSON around them), so the server can send them as prepared-statement parameters.
 -- Holds are bound to the terminal and transaction that took them (columns of 0011): a commit naming a hold taken
 -- by another terminal or under another transaction id is refused with LY013 hold_mismatch.

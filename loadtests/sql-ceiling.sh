@@ -140,6 +140,11 @@ for round in $(seq 1 "$ROUNDS"); do
         fi
     done
 done
+echo
+echo "ledger invariants after the runs (violations; all 0 when sound):"
+psql "$ledger_url" -X -q -P footer=off -f "$here/sql/ledger_invariants.sql"
+echo "purchases in the ledger database: $(purchases)"
+
 # Backend CPU per unit, one client, asynchronous commit: what each stage costs PostgreSQL itself, which a busy
 # machine disturbs far less than throughput (read from /proc/<backend pid>/stat; needs the server on this machine).
 if [ "${CPU_SECONDS:-5}" != 0 ] && [ -r /proc/self/stat ]; then

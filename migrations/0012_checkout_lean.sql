@@ -915,31 +915,26 @@ BEGIN
        OR coalesce(cardinality(p_hold), 0) <> v_n OR coalesce(cardinality(p_redeem), 0) <> v_n THEN
         PERFORM ledger_fail('LY011', 'invalid_amount', jsonb_build_object('reason', 'argument arrays differ in length'));
     END IF;
-    v_out := array_fill(NULL::checkout_result, ARRAY[v_n]);
     IF v_n = 1 THEN
-        -- A batch of one: the stored key, if any, answers (the replay or the conflict, writing nothing).
-        SELECT k.request_hash, k.response INTO v_stored FROM idempotency_keys k WHERE k.scope = p_scope[1] AND k.key = p_key[1];
-        IF FOUND THEN
-            RETURN NEXT checkout_commit_replay(1, p_scope[1], p_key[1], p_hash[1], v_stored.request_hash,
-                                               v_stored.response, p_terminal[1], p_txn[1], p_member[1]);
-            RETURN;
-        END IF;
-        v_stored_positions := '{}';
-        v_fast := ARRAY[1];
-        v_twice := p_member[1] IS NULL;
-    ELSE
-        -- Stored keys (answered from the key: the replay or the conflict, writing nothing), and whether a member or a
-        -- key occurs twice among the others: one read.
-        SELECT coalesce(array_agg(i.pos::integer) FILTER (WHERE k.key IS NOT NULL), '{}'),
-               coalesce(array_agg(i.pos::integer) FILTER (WHERE k.key IS NULL), '{}'),
-               count(DISTINCT i.member) FILTER (WHERE k.key IS NULL) < count(*) FILTER (WHERE k.key IS NULL)
-               OR count(*) FILTER (WHERE k.key IS NULL AND i.member IS NULL) > 0
-               OR count(DISTINCT (i.scope, i.key)) FILTER (WHERE k.key IS NULL AND i.key IS NOT NULL)
-                  < count(*) FILTER (WHERE k.key IS NULL AND i.key IS NOT NULL)
-        INTO v_stored_positions, v_fast, v_twice
-        FROM unnest(p_scope, p_key, p_member) WITH ORDINALITY AS i(scope, key, member, pos)
-        LEFT JOIN idempotency_keys k ON k.scope = i.scope AND k.key = i.key;
+        -- A batch of one costs least through the one-at-a-time path (the set-based statements' fixed cost is
+        -- only worth it from two commits on).
+        RETURN QUERY SELECT * FROM checkout_commit_items(p_scope, p_key, p_hash, p_terminal, p_txn, p_member,
+            p_tier_code, p_unit, p_award, p_available_at, p_expires_at, p_occurred_at, p_rules_version, p_explanation,
+            p_spend_minor, p_lines, p_paid_total_minor, p_hold, p_redeem, ARRAY[1]);
+        RETURN;
     END IF;
+    v_out := array_fill(NULL::checkout_result, ARRAY[v_n]);
+    -- Stored keys (answered from the key: the replay or the conflict, writing nothing), and whether a member or a
+    -- key occurs twice among the others: one read.
+    SELECT coalesce(array_agg(i.pos::integer) FILTER (WHERE k.key IS NOT NULL), '{}'),
+           coalesce(array_agg(i.pos::integer) FILTER (WHERE k.key IS NULL), '{}'),
+           count(DISTINCT i.member) FILTER (WHERE k.key IS NULL) < count(*) FILTER (WHERE k.key IS NULL)
+           OR count(*) FILTER (WHERE k.key IS NULL AND i.member IS NULL) > 0
+           OR count(DISTINCT (i.scope, i.key)) FILTER (WHERE k.key IS NULL AND i.key IS NOT NULL)
+              < count(*) FILTER (WHERE k.key IS NULL AND i.key IS NOT NULL)
+    INTO v_stored_positions, v_fast, v_twice
+    FROM unnest(p_scope, p_key, p_member) WITH ORDINALITY AS i(scope, key, member, pos)
+    LEFT JOIN idempotency_keys k ON k.scope = i.scope AND k.key = i.key;
     IF cardinality(v_stored_positions) > 0 THEN
         FOR v_stored IN
             SELECT i.pos, k.request_hash, k.response

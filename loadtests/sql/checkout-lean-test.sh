@@ -15,6 +15,8 @@ trap 'psql "$admin" -X -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
 "$here/apply-migrations.sh" "$url"
 
 psql "$url" -X -q -v ON_ERROR_STOP=1 -f "$here/checkout_lean_test.sql" | grep -E 'passed|compared|^ +[0-9]'
+violations="$(psql "$url" -X -qAt -F ' ' -f "$here/ledger_invariants.sql")"
+[ "$violations" = "0 0 0 0 0 0 0" ] || { echo "FAILED: ledger invariants (violations: $violations)"; exit 1; }
 
 commit_sql() { # key hash member
     cat <<SQL

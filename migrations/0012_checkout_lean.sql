@@ -592,7 +592,8 @@ CREATE FUNCTION checkout_commit_fast(
     p_scope text[], p_key text[], p_hash bytea[], p_terminal text[], p_txn text[], p_member bigint[],
     p_tier_code text[], p_unit text[], p_award bigint[], p_available_at timestamptz[], p_expires_at timestamptz[],
     p_occurred_at timestamptz[], p_rules_version text[], p_explanation jsonb[], p_spend_minor bigint[],
-    p_lines jsonb[], p_paid_total_minor bigint[], p_hold bigint[], p_redeem bigint[], p_positions integer[]
+    p_lines jsonb[], p_paid_total_minor bigint[], p_hold bigint[], p_redeem bigint[], p_positions integer[],
+    p_also_lock bigint[] DEFAULT '{}'
 ) RETURNS checkout_result[] LANGUAGE plpgsql AS $$
 DECLARE
     v_items checkout_item[];
@@ -623,26 +624,30 @@ BEGIN
 
     -- 1. The members: locked (the index scan over the sorted ids takes them in member order), version moved, each
     --    purchase's spend added to the tier bound (only with an award, as the spend is recorded on the accrual).
+    --    p_also_lock (the members of the batch's items that go one at a time afterwards) are locked in the same
+    --    pass, so that a batch takes all its members in one ascending order and two batches cannot deadlock.
+    --    One table and the primary-key index only (sequential and bitmap scans are off for this function), so
+    --    the rows are locked in ascending id order whatever the table's size or layout.
     WITH u AS (
         UPDATE members m
         SET ledger_version = m.ledger_version + 1,
             tier_spend_bound_minor = m.tier_spend_bound_minor
                 + coalesce((SELECT sum(greatest(i.spend, 0)) FROM unnest(v_items) i
                             WHERE i.member = m.member_id AND i.award > 0), 0)
-        FROM tiers t
-        WHERE m.member_id = ANY (v_members) AND t.tier_id = m.tier_id
-        RETURNING m.member_id, m.ledger_version, m.status, m.tier_id, t.code, t.name, t.rank, m.card_number, m.phone,
+        WHERE m.member_id = ANY (v_members || coalesce(p_also_lock, '{}'))
+        RETURNING m.member_id, m.ledger_version, m.status, m.tier_id, m.card_number, m.phone,
                   m.tier_spend_anchor, m.tier_spend_bound_minor
     ),
     -- 2. The checks, in the order of pos_commit (errors on the first failing one).
     c AS (
         SELECT i.*, u.member_id AS found, u.ledger_version AS u_version, u.status AS u_status, u.tier_id AS u_tier_id,
-               u.code AS u_code, u.name AS u_name, u.rank AS u_rank, u.card_number AS u_card, u.phone AS u_phone,
+               t.code AS u_code, t.name AS u_name, t.rank AS u_rank, u.card_number AS u_card, u.phone AS u_phone,
                u.tier_spend_anchor AS u_anchor, u.tier_spend_bound_minor AS u_bound,
                h.member_id AS h_member, h.unit AS h_unit, h.state AS h_state, h.amount AS h_amount,
                h.terminal_id AS h_terminal, h.pos_transaction_id AS h_txn, h.hold_id AS h_id
         FROM unnest(v_items) i
         LEFT JOIN u ON u.member_id = i.member
+        LEFT JOIN tiers t ON t.tier_id = u.tier_id
         LEFT JOIN holds h ON h.hold_id = i.hold
     )
     SELECT array_agg(ROW(c.pos, c.scope, c.key, c.hash, c.terminal, c.txn, c.member, c.priced_tier, c.unit, c.award,
@@ -961,7 +966,8 @@ BEGIN
             FOR v_row IN
                 SELECT * FROM unnest(checkout_commit_fast(p_scope, p_key, p_hash, p_terminal, p_txn, p_member,
                     p_tier_code, p_unit, p_award, p_available_at, p_expires_at, p_occurred_at, p_rules_version,
-                    p_explanation, p_spend_minor, p_lines, p_paid_total_minor, p_hold, p_redeem, v_fast))
+                    p_explanation, p_spend_minor, p_lines, p_paid_total_minor, p_hold, p_redeem, v_fast,
+                    ARRAY(SELECT p_member[i] FROM unnest(v_slow) AS i WHERE p_member[i] IS NOT NULL)))
             LOOP
                 v_out[v_row.position] := v_row;
             END LOOP;
@@ -1401,6 +1407,13 @@ END $$;
 ALTER FUNCTION checkout_commit_batch(text[], text[], bytea[], text[], text[], bigint[], text[], text[], bigint[],
     timestamptz[], timestamptz[], timestamptz[], text[], jsonb[], bigint[], jsonb[], bigint[], bigint[], bigint[])
     SET plan_cache_mode = force_generic_plan;
+-- The set-based pass locks a batch's members with one UPDATE over the primary key; only an index scan takes them
+-- in ascending id order (a sequential or bitmap scan would take them in table order, and two batches could
+-- deadlock). Nothing else in it wants a sequential scan: every table is reached by key.
+ALTER FUNCTION checkout_commit_fast(text[], text[], bytea[], text[], text[], bigint[], text[], text[], bigint[],
+    timestamptz[], timestamptz[], timestamptz[], text[], jsonb[], bigint[], jsonb[], bigint[], bigint[], bigint[],
+    integer[], bigint[])
+    SET enable_seqscan = off SET enable_bitmapscan = off;
 ALTER FUNCTION checkout_hold(text, text, bytea, text, text, bigint, bigint, timestamptz)
     SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION checkout_cancel(text, text, bytea, text, text, text) SET plan_cache_mode = force_generic_plan;

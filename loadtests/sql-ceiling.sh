@@ -64,12 +64,12 @@ pgbench -h "$pg_host" -p "$pg_port" -i -q -s "$SCALE" "$tpcb_db" >/dev/null 2>&1
 lsn() { psql "$ledger_url" -X -qAt -c "SELECT pg_current_wal_lsn()"; }
 # "total records fpi" bytes since $1 (records and fpi empty without pg_walinspect)
 wal_since() {
-    if [ "$walinspect" = yes ]; then
-        psql "$ledger_url" -X -qAt -F ' ' -c "SELECT pg_wal_lsn_diff(e, '$1')::bigint, coalesce(sum(record_size), 0), coalesce(sum(fpi_size), 0)
-            FROM (SELECT pg_current_wal_lsn() AS e) AS x LEFT JOIN LATERAL pg_get_wal_stats('$1', e) ON true GROUP BY e"
-    else
-        echo "$(psql "$ledger_url" -X -qAt -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$1')::bigint")"
+    # A checkpoint during the stage may already have recycled its first WAL segments: then the total only.
+    if [ "$walinspect" = yes ] && psql "$ledger_url" -X -qAt -F ' ' -c "SELECT pg_wal_lsn_diff(e, '$1')::bigint, coalesce(sum(record_size), 0), coalesce(sum(fpi_size), 0)
+            FROM (SELECT pg_current_wal_lsn() AS e) AS x LEFT JOIN LATERAL pg_get_wal_stats('$1', e) ON true GROUP BY e" 2>/dev/null; then
+        return
     fi
+    psql "$ledger_url" -X -qAt -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$1')::bigint"
 }
 checkpoint() { psql "$ledger_url" -X -q -c "CHECKPOINT" >/dev/null 2>&1 || true; }
 purchases() { psql "$ledger_url" -X -qAt -c "SELECT count(*) FROM pos_checkouts"; }
@@ -136,7 +136,7 @@ for round in $(seq 1 "$ROUNDS"); do
         fi
         printf '%-10s %10s %6s %10s %12s %11s %10s %10s %7s\n' "$stage" "$(fmt "$calls_per_s" 1)" "$batch" "$(fmt "$per_s" 0)" "$ratio" "$wal_per" "$rec_per" "$fpi_per" "$failed"
         if [ "$stage" != tpcb ] && [ -n "$tpcb_wal" ] && [ "$tpcb_wal" != 0 ]; then
-            printf '%-10s %s\n' "" "WAL per commit $(awk -v a="$wal_per" -v b="$tpcb_wal" 'BEGIN { printf "%.2f", a / b }') x TPC-B's per transaction ($tpcb_wal B); records without full-page images $(awk -v a="$rec_per" -v b="${tpcb_rec:-}" 'BEGIN { if (b == "" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }') x"
+            printf '%-10s %s\n' "" "WAL per commit $(awk -v a="$wal_per" -v b="$tpcb_wal" 'BEGIN { printf "%.2f", a / b }') x TPC-B's per transaction ($tpcb_wal B); records without full-page images $(awk -v a="$rec_per" -v b="${tpcb_rec:-}" 'BEGIN { if (a == "-" || b == "" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }') x"
         fi
     done
 done

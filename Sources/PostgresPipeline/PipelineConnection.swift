@@ -96,7 +96,7 @@ public final class PipelineConnection: Sendable {
                     if state.pending.count >= shared.configuration.maxQueued {
                         return PipelineError.queueFull(limit: shared.configuration.maxQueued)
                     }
-                    state.pending.append(Waiter(id: id, statement: statement, continuation: continuation))
+                    state.pending.append(Waiter(id: id, statement: statement, reply: .call(continuation)))
                     if statement.deadline != nil { state.pendingWithDeadline += 1 }
                     shared.wakeLocked(&state)
                     return nil
@@ -110,7 +110,64 @@ public final class PipelineConnection: Sendable {
                 if waiter.statement.deadline != nil { state.pendingWithDeadline -= 1 }
                 return waiter
             }
-            waiter?.continuation.resume(throwing: CancellationError())
+            waiter?.reply.resume(with: .failure(CancellationError()))
+        }
+    }
+
+    /// Queues several statements at once, in this order and with nothing of other callers between them; each is
+    /// still its own implicit transaction with its own Sync, so one failing does not affect the others. Returns one
+    /// answer per statement, in order, when all are in. Cancelling the task fails the ones not sent yet with
+    /// `CancellationError`; a batch that does not fit into the queue fails entirely with `queueFull`.
+    public func execute(batch statements: [PipelineStatement]) async -> [Result<PipelineResult, any Error>] {
+        guard !statements.isEmpty else { return [] }
+        let shared = self.shared
+        let firstID = shared.state.withLock { state in
+            let first = state.nextID &+ 1
+            state.nextID &+= UInt64(statements.count)
+            return first
+        }
+        let ids = firstID..<(firstID &+ UInt64(statements.count))
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[Result<PipelineResult, any Error>], Never>) in
+                let batch = BatchReply(count: statements.count, continuation: continuation)
+                let refusal: (any Error)? = shared.state.withLock { state in
+                    if Task.isCancelled { return CancellationError() }
+                    switch state.phase {
+                    case .closing, .closed: return PipelineError.closed
+                    case .down(let reason): return PipelineError.unavailable(reason: reason)
+                    case .connecting, .up: break
+                    }
+                    if state.pending.count + statements.count > shared.configuration.maxQueued {
+                        return PipelineError.queueFull(limit: shared.configuration.maxQueued)
+                    }
+                    let now = ContinuousClock.now
+                    for (index, statement) in statements.enumerated() {
+                        if let deadline = statement.deadline, deadline <= now {
+                            batch.deliver(.failure(PipelineError.deadlineExceeded), at: index)
+                            continue
+                        }
+                        state.pending.append(Waiter(id: firstID &+ UInt64(index), statement: statement, reply: .batch(batch, index: index)))
+                        if statement.deadline != nil { state.pendingWithDeadline += 1 }
+                    }
+                    shared.wakeLocked(&state)
+                    return nil
+                }
+                if let refusal {
+                    for index in statements.indices { batch.deliver(.failure(refusal), at: index) }
+                }
+            }
+        } onCancel: {
+            let waiters: [Waiter] = shared.state.withLock { state in
+                var removed: [Waiter] = []
+                state.pending.removeAll { waiter in
+                    guard ids.contains(waiter.id) else { return false }
+                    removed.append(waiter)
+                    return true
+                }
+                state.pendingWithDeadline -= removed.count(where: { $0.statement.deadline != nil })
+                return removed
+            }
+            for waiter in waiters { waiter.reply.resume(with: .failure(CancellationError())) }
         }
     }
 
@@ -152,6 +209,16 @@ public final class PipelineConnection: Sendable {
         shared.state.withLock { $0.pending.count + $0.inFlight }
     }
 
+    /// Statements waiting to be sent.
+    public var queued: Int {
+        shared.state.withLock { $0.pending.count }
+    }
+
+    /// Statements sent and awaiting their Sync.
+    public var inFlight: Int {
+        shared.state.withLock { $0.inFlight }
+    }
+
     /// Whether a call now would be queued (connected or connecting), and how many are outstanding.
     var load: (accepting: Bool, outstanding: Int) {
         shared.state.withLock { state in
@@ -164,15 +231,56 @@ public final class PipelineConnection: Sendable {
         }
     }
 
+    /// Dropping the last reference closes the connection after what is queued was answered.
     deinit {
-        shared.requestClose(drain: false)
+        shared.requestClose(drain: true)
     }
 }
 
 struct Waiter: Sendable {
     let id: UInt64
     let statement: PipelineStatement
-    let continuation: CheckedContinuation<PipelineResult, any Error>
+    let reply: Reply
+}
+
+/// Where an answer goes: the continuation of one call, or one slot of a batch.
+enum Reply: Sendable {
+    case call(CheckedContinuation<PipelineResult, any Error>)
+    case batch(BatchReply, index: Int)
+
+    func resume(with result: Result<PipelineResult, any Error>) {
+        switch self {
+        case .call(let continuation): continuation.resume(with: result)
+        case .batch(let batch, let index): batch.deliver(result, at: index)
+        }
+    }
+}
+
+/// Collects the answers of a batch; resumes its caller when the last one is in.
+final class BatchReply: Sendable {
+    private struct State {
+        var results: [Result<PipelineResult, any Error>?]
+        var remaining: Int
+        var continuation: CheckedContinuation<[Result<PipelineResult, any Error>], Never>?
+    }
+
+    private let state: Mutex<State>
+
+    init(count: Int, continuation: CheckedContinuation<[Result<PipelineResult, any Error>], Never>) {
+        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count, continuation: continuation))
+    }
+
+    func deliver(_ result: Result<PipelineResult, any Error>, at index: Int) {
+        let done = state.withLock { state -> (CheckedContinuation<[Result<PipelineResult, any Error>], Never>, [Result<PipelineResult, any Error>])? in
+            guard state.results[index] == nil else { return nil }
+            state.results[index] = result
+            state.remaining -= 1
+            guard state.remaining == 0, let continuation = state.continuation else { return nil }
+            state.continuation = nil
+            return (continuation, state.results.map { $0! })
+        }
+        if let (continuation, results) = done { continuation.resume(returning: results) }
+    }
 }
 
 struct SharedState: ~Copyable {

@@ -26,7 +26,7 @@ final class PipelineDriver: @unchecked Sendable {
         var error: PipelineError?
     }
 
-    private typealias Completion = (continuation: CheckedContinuation<PipelineResult, any Error>, result: Result<PipelineResult, any Error>)
+    private typealias Completion = (reply: Reply, result: Result<PipelineResult, any Error>)
 
     private let shared: PipelineShared
     private let configuration: PipelineConfiguration
@@ -152,7 +152,7 @@ final class PipelineDriver: @unchecked Sendable {
             return (expired, batch, earliest)
         }
         for waiter in expired {
-            completions.append((waiter.continuation, .failure(PipelineError.deadlineExceeded)))
+            completions.append((waiter.reply, .failure(PipelineError.deadlineExceeded)))
         }
         guard !batch.isEmpty, case .ready(let conn) = link else { return earliest }
         for (index, waiter) in batch.enumerated() {
@@ -161,7 +161,7 @@ final class PipelineDriver: @unchecked Sendable {
                 let unsent = batch[(index + 1)...]
                 shared.state.withLock { $0.inFlight -= unsent.count }
                 for waiter in unsent {
-                    completions.append((waiter.continuation, .failure(PipelineError.unavailable(reason: "connection lost"))))
+                    completions.append((waiter.reply, .failure(PipelineError.unavailable(reason: "connection lost"))))
                 }
                 connectionLost(errorMessage(conn))
                 return earliest
@@ -214,14 +214,14 @@ final class PipelineDriver: @unchecked Sendable {
         if PQstatus(conn) == CONNECTION_BAD {
             shared.state.withLock { $0.inFlight -= 1 }
             let error: PipelineError = queued ? .outcomeUnknown(reason: errorMessage(conn)) : .unavailable(reason: errorMessage(conn))
-            completions.append((waiter.continuation, .failure(error)))
+            completions.append((waiter.reply, .failure(error)))
             return false
         }
         if let refusal {
             if !queued {
                 // Nothing of it reached libpq: answer now, no Sync needed.
                 shared.state.withLock { $0.inFlight -= 1 }
-                completions.append((waiter.continuation, .failure(refusal)))
+                completions.append((waiter.reply, .failure(refusal)))
                 return true
             }
             entry.error = refusal
@@ -330,7 +330,7 @@ final class PipelineDriver: @unchecked Sendable {
                 }
                 shared.state.withLock { $0.inFlight -= 1 }
                 let result: Result<PipelineResult, any Error> = entry.error.map { .failure($0) } ?? .success(entry.result)
-                completions.append((entry.waiter.continuation, result))
+                completions.append((entry.waiter.reply, result))
                 continue
             }
             absorb(res, status: status, into: &inFlight[inFlightHead])
@@ -452,7 +452,7 @@ final class PipelineDriver: @unchecked Sendable {
             return (pending, state.startWaiter)
         }
         for waiter in pending {
-            completions.append((waiter.continuation, .failure(PipelineError.unavailable(reason: message))))
+            completions.append((waiter.reply, .failure(PipelineError.unavailable(reason: message))))
         }
         starter?.resume(throwing: PipelineError.unavailable(reason: message))
     }
@@ -480,10 +480,10 @@ final class PipelineDriver: @unchecked Sendable {
             return (pending, closing)
         }
         for entry in lost {
-            completions.append((entry.waiter.continuation, .failure(PipelineError.outcomeUnknown(reason: message))))
+            completions.append((entry.waiter.reply, .failure(PipelineError.outcomeUnknown(reason: message))))
         }
         for waiter in pending {
-            completions.append((waiter.continuation, .failure(PipelineError.unavailable(reason: message))))
+            completions.append((waiter.reply, .failure(PipelineError.unavailable(reason: message))))
         }
         if !closing { startConnect() }
     }
@@ -497,7 +497,7 @@ final class PipelineDriver: @unchecked Sendable {
         }
         link = .none
         for entry in inFlight[inFlightHead...] {
-            completions.append((entry.waiter.continuation, .failure(PipelineError.outcomeUnknown(reason: "connection closed"))))
+            completions.append((entry.waiter.reply, .failure(PipelineError.outcomeUnknown(reason: "connection closed"))))
         }
         inFlight = []
         inFlightHead = 0
@@ -515,7 +515,7 @@ final class PipelineDriver: @unchecked Sendable {
             return result
         }
         for waiter in pending {
-            completions.append((waiter.continuation, .failure(PipelineError.closed)))
+            completions.append((waiter.reply, .failure(PipelineError.closed)))
         }
         flushCompletions()
         starter?.resume(throwing: PipelineError.closed)
@@ -527,8 +527,8 @@ final class PipelineDriver: @unchecked Sendable {
         guard !completions.isEmpty else { return }
         let done = completions
         completions = []
-        for (continuation, result) in done {
-            continuation.resume(with: result)
+        for (reply, result) in done {
+            reply.resume(with: result)
         }
     }
 

@@ -3,7 +3,7 @@ import PostgresPipeline
 import Synchronization
 import Testing
 
-@Suite("libpq pipeline connection", .serialized)
+@Suite("libpq pipeline connection", .serialized, .timeLimit(.minutes(1)))
 struct PipelineConnectionTests {
     @Test("a simple select returns its columns, rows and command tag")
     func simpleSelect() async throws {
@@ -147,7 +147,7 @@ struct PipelineConnectionTests {
         }
     }
 
-    @Test("a call returns only after its commit: visible from another connection at once, and a failing commit fails the call")
+    @Test("a call returns only after its commit: visible at once elsewhere; a failing commit, or a backend killed while committing, fails the call")
     func acknowledgedAtCommit() async throws {
         let table = PipelineTests.tableName("ack")
         try await PipelineTests.withConnection { reader in try await PipelineTests.withConnection { writer in
@@ -186,6 +186,27 @@ struct PipelineConnectionTests {
             #expect(error?.sqlState == "LY002")
             let absent = try await reader.execute("SELECT count(*) FROM \(table) WHERE id = 2")
             #expect(absent.scalar == "0")
+
+            // The backend stopped while committing (in the deferred trigger, after the INSERT's CommandComplete):
+            // PostgreSQL flushes the CommandComplete with its farewell message, but the row never committed. The
+            // call must not report success.
+            let pid = try #require(writer.backendPID)
+            let doomed = Task { try await writer.execute("INSERT INTO \(table) VALUES (3, 30)") }
+            try await PipelineTests.waitUntil {
+                writer.inFlight == 1
+            }
+            var committing = false
+            for _ in 0..<200 where !committing {
+                let activity = try await reader.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND wait_event = 'PgSleep'", ["\(pid)"])
+                committing = activity.scalar == "1"
+                if !committing { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            #expect(committing)
+            #expect(try await reader.execute("SELECT pg_terminate_backend($1::int)", ["\(pid)"]).scalar == "t")
+            let lost = await #expect(throws: PipelineError.self) { try await doomed.value }
+            #expect(lost?.mayHaveCommitted == true)
+            #expect(try await reader.execute("SELECT count(*) FROM \(table) WHERE id = 3").scalar == "0")
             _ = try await writer.execute("DROP TABLE \(table)")
             _ = try await writer.execute("DROP FUNCTION \(table)_check()")
         } }

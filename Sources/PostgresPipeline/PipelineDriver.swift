@@ -105,9 +105,13 @@ final class PipelineDriver: @unchecked Sendable {
                 logger.error("poll failed", metadata: ["errno": "\(errno)"])
             }
             if fds[0].revents != 0 {
-                shared.state.withLock { $0.wakeupPending = false }
-                var buffer = [UInt8](repeating: 0, count: 64)
-                while read(shared.wakeRead, &buffer, buffer.count) > 0 {}
+                // Drained and cleared under the lock: a wakeup written after this stays in the pipe, and none is
+                // drained while the flag says one is pending (which would leave the next caller without a wakeup).
+                shared.state.withLock { state in
+                    var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+                    while withUnsafeMutableBytes(of: &buffer, { read(shared.wakeRead, $0.baseAddress, $0.count) }) > 0 {}
+                    state.wakeupPending = false
+                }
             }
             if fds.count > 1 && fds[1].revents != 0 {
                 switch link {

@@ -59,7 +59,6 @@ let package = Package(
             name: "PostgresPipeline",
             dependencies: [
                 "CLibpq",
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

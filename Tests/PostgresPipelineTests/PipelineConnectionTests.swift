@@ -418,3 +418,58 @@ extension PipelineConnectionTests {
         }
     }
 }
+
+extension PipelineConnectionTests {
+    @Test("a server that goes away fails calls in flight as outcome-unknown, fails calls fast while down, and is reconnected to when back")
+    func serverDownAndBack() async throws {
+        var configuration = try PipelineTests.configuration()
+        let target = try #require(URLComponents(string: configuration.conninfo)?.port)
+        let proxy = try TestProxy(targetPort: UInt16(target))
+        configuration.conninfo = try TestProxy.url(configuration.conninfo, port: proxy.port)
+        configuration.initialBackoff = .milliseconds(100)
+        configuration.maxBackoff = .milliseconds(400)
+        let connection = try await PipelineConnection.connect(configuration)
+        #expect(try await connection.execute("SELECT 1").scalar == "1")
+
+        // The server goes away with ten statements in flight.
+        let calls = (0..<10).map { _ in Task { try await connection.execute("SELECT pg_sleep(0.5)") } }
+        try await PipelineTests.waitUntil { connection.inFlight == 10 }
+        let cut = ContinuousClock.now
+        proxy.down()
+        for call in calls {
+            let error = await #expect(throws: PipelineError.self) { try await call.value }
+            #expect(error?.mayHaveCommitted == true)
+        }
+        #expect(ContinuousClock.now - cut < .seconds(1))
+
+        // While it is away, calls fail without being sent, and at once: the reconnection attempt is refused.
+        try await PipelineTests.waitUntil { !connection.isConnected }
+        for _ in 0..<3 {
+            let started = ContinuousClock.now
+            let error = await #expect(throws: PipelineError.self) { try await connection.execute("SELECT 1") }
+            guard case .unavailable = error else {
+                Issue.record("expected unavailable, got \(String(describing: error))")
+                break
+            }
+            #expect(error?.isRetryable == true)
+            #expect(ContinuousClock.now - started < .milliseconds(200))
+        }
+
+        // Back: within the longest backoff, calls work again on a new connection.
+        try proxy.up()
+        let back = ContinuousClock.now
+        var answer: String?
+        while answer == nil, ContinuousClock.now - back < .seconds(3) {
+            do {
+                answer = try await connection.execute("SELECT 'back'").scalar
+            } catch PipelineError.unavailable {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(answer == "back")
+        #expect(ContinuousClock.now - back < .seconds(1))
+        #expect(connection.connectCount == 2)
+        await connection.close()
+        proxy.down()
+    }
+}

@@ -149,67 +149,67 @@ struct PipelineConnectionTests {
 
     @Test("a call returns only after its commit: visible at once elsewhere; a failing commit, or a backend killed while committing, fails the call")
     func acknowledgedAtCommit() async throws {
-        let table = PipelineTests.tableName("ack")
-        try await PipelineTests.withConnection { reader in try await PipelineTests.withConnection { writer in
-            // The deferred trigger runs at commit, i.e. at the Sync, after the INSERT's CommandComplete: it sleeps
-            // 300 ms there, and rejects negative values. A driver that answered at CommandComplete would answer
-            // before the row is visible, and would report the rejected INSERT as a success.
-            for sql in [
-                "CREATE TABLE \(table) (id int PRIMARY KEY, value int NOT NULL)",
-                """
-                CREATE FUNCTION \(table)_check() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                    PERFORM pg_sleep(0.3);
-                    IF NEW.value < 0 THEN
-                        RAISE EXCEPTION 'negative value at commit' USING ERRCODE = 'LY002';
-                    END IF;
-                    RETURN NULL;
-                END $$
-                """,
-                """
-                CREATE CONSTRAINT TRIGGER \(table)_at_commit AFTER INSERT ON \(table)
-                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION \(table)_check()
-                """,
-            ] {
-                _ = try await writer.execute(sql)
-            }
-            let started = ContinuousClock.now
-            let inserted = try await writer.execute("INSERT INTO \(table) VALUES (1, 10)")
-            #expect(inserted.commandTag == "INSERT 0 1")
-            #expect(ContinuousClock.now - started >= .milliseconds(300))
-            let seen = try await reader.execute("SELECT value FROM \(table) WHERE id = 1")
-            #expect(seen.rows == [["10"]])
+        let table = "acknowledged"
+        try await PipelineTests.withScratchDatabase { database in
+            try await PipelineTests.withConnection(to: database) { reader in try await PipelineTests.withConnection(to: database) { writer in
+                // The deferred trigger runs at commit, i.e. at the Sync, after the INSERT's CommandComplete: it sleeps
+                // 300 ms there, and rejects negative values. A driver that answered at CommandComplete would report
+                // the rejected INSERT as a success, and so the INSERT of a backend killed while committing.
+                for sql in [
+                    "CREATE TABLE \(table) (id int PRIMARY KEY, value int NOT NULL)",
+                    """
+                    CREATE FUNCTION \(table)_check() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                        PERFORM pg_sleep(0.3);
+                        IF NEW.value < 0 THEN
+                            RAISE EXCEPTION 'negative value at commit' USING ERRCODE = 'LY002';
+                        END IF;
+                        RETURN NULL;
+                    END $$
+                    """,
+                    """
+                    CREATE CONSTRAINT TRIGGER \(table)_at_commit AFTER INSERT ON \(table)
+                    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION \(table)_check()
+                    """,
+                ] {
+                    _ = try await writer.execute(sql)
+                }
+                let started = ContinuousClock.now
+                let inserted = try await writer.execute("INSERT INTO \(table) VALUES (1, 10)")
+                #expect(inserted.commandTag == "INSERT 0 1")
+                #expect(ContinuousClock.now - started >= .milliseconds(300))
+                let seen = try await reader.execute("SELECT value FROM \(table) WHERE id = 1")
+                #expect(seen.rows == [["10"]])
 
-            let error = await #expect(throws: PipelineError.self) {
-                try await writer.execute("INSERT INTO \(table) VALUES (2, -1)")
-            }
-            #expect(error?.sqlState == "LY002")
-            let absent = try await reader.execute("SELECT count(*) FROM \(table) WHERE id = 2")
-            #expect(absent.scalar == "0")
+                let error = await #expect(throws: PipelineError.self) {
+                    try await writer.execute("INSERT INTO \(table) VALUES (2, -1)")
+                }
+                #expect(error?.sqlState == "LY002")
+                let absent = try await reader.execute("SELECT count(*) FROM \(table) WHERE id = 2")
+                #expect(absent.scalar == "0")
 
-            // The backend stopped while committing (in the deferred trigger, after the INSERT's CommandComplete):
-            // PostgreSQL flushes the CommandComplete with its farewell message, but the row never committed. The
-            // call must not report success.
-            let pid = try #require(writer.backendPID)
-            let doomed = Task { try await writer.execute("INSERT INTO \(table) VALUES (3, 30)") }
-            try await PipelineTests.waitUntil {
-                writer.inFlight == 1
-            }
-            var committing = false
-            for _ in 0..<200 where !committing {
-                let activity = try await reader.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND wait_event = 'PgSleep'", ["\(pid)"])
-                committing = activity.scalar == "1"
-                if !committing { try await Task.sleep(for: .milliseconds(5)) }
-            }
-            #expect(committing)
-            #expect(try await reader.execute("SELECT pg_terminate_backend($1::int)", ["\(pid)"]).scalar == "t")
-            let lost = await #expect(throws: PipelineError.self) { try await doomed.value }
-            #expect(lost?.mayHaveCommitted == true)
-            #expect(try await reader.execute("SELECT count(*) FROM \(table) WHERE id = 3").scalar == "0")
-            _ = try await writer.execute("DROP TABLE \(table)")
-            _ = try await writer.execute("DROP FUNCTION \(table)_check()")
-        } }
+                // The backend stopped while committing (in the deferred trigger, after the INSERT's CommandComplete):
+                // PostgreSQL flushes the CommandComplete with its farewell message, but the row never committed. The
+                // call must not report success.
+                let pid = try #require(writer.backendPID)
+                let doomed = Task { try await writer.execute("INSERT INTO \(table) VALUES (3, 30)") }
+                try await PipelineTests.waitUntil {
+                    writer.inFlight == 1
+                }
+                var committing = false
+                for _ in 0..<200 where !committing {
+                    let activity = try await reader.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND wait_event = 'PgSleep'", ["\(pid)"])
+                    committing = activity.scalar == "1"
+                    if !committing { try await Task.sleep(for: .milliseconds(5)) }
+                }
+                #expect(committing)
+                #expect(try await reader.execute("SELECT pg_terminate_backend($1::int)", ["\(pid)"]).scalar == "t")
+                let lost = await #expect(throws: PipelineError.self) { try await doomed.value }
+                #expect(lost?.mayHaveCommitted == true)
+                #expect(try await reader.execute("SELECT count(*) FROM \(table) WHERE id = 3").scalar == "0")
+            } }
+        }
     }
 
     @Test("a terminated backend fails every call in flight at once as outcome-unknown, and the next call reconnects")
@@ -277,55 +277,57 @@ struct PipelineConnectionTests {
 
     @Test("a call whose deadline passed before it was sent is not sent")
     func deadline() async throws {
-        let table = PipelineTests.tableName("deadline")
-        try await PipelineTests.withConnection({ $0.maxInFlight = 1 }) { connection in
-            _ = try await connection.execute("CREATE TABLE \(table) (id int)")
-            // Already expired when called.
-            await #expect(throws: PipelineError.deadlineExceeded) {
-                try await connection.execute(PipelineStatement("INSERT INTO \(table) VALUES (1)", deadline: .now - .milliseconds(1)))
-            }
-            // Expires while queued behind a slow statement (one in flight at a most): failed by the connection's
-            // thread when the deadline passes, long before the slow one ends.
-            let slow = Task { try await connection.execute("SELECT pg_sleep(0.6)") }
-            try await PipelineTests.waitUntil { connection.inFlight == 1 }
-            let started = ContinuousClock.now
-            await #expect(throws: PipelineError.deadlineExceeded) {
-                try await connection.execute(PipelineStatement("INSERT INTO \(table) VALUES (2)", deadline: .now + .milliseconds(100)))
-            }
-            #expect(ContinuousClock.now - started < .milliseconds(400))
-            _ = try await slow.value
-            // A deadline not reached is no obstacle.
-            _ = try await connection.execute(PipelineStatement("INSERT INTO \(table) VALUES (3)", deadline: .now + .seconds(10)))
-            #expect(try await connection.execute("SELECT string_agg(id::text, ',') FROM \(table)").scalar == "3")
-            _ = try await connection.execute("DROP TABLE \(table)")
+        let table = "deadlines"
+        try await PipelineTests.withScratchDatabase { database in
+            try await PipelineTests.withConnection(to: database, { $0.maxInFlight = 1 }) { connection in
+                _ = try await connection.execute("CREATE TABLE \(table) (id int)")
+                // Already expired when called.
+                await #expect(throws: PipelineError.deadlineExceeded) {
+                    try await connection.execute(PipelineStatement("INSERT INTO \(table) VALUES (1)", deadline: .now - .milliseconds(1)))
+                }
+                // Expires while queued behind a slow statement (one in flight at a most): failed by the connection's
+                // thread when the deadline passes, long before the slow one ends.
+                let slow = Task { try await connection.execute("SELECT pg_sleep(0.6)") }
+                try await PipelineTests.waitUntil { connection.inFlight == 1 }
+                let started = ContinuousClock.now
+                await #expect(throws: PipelineError.deadlineExceeded) {
+                    try await connection.execute(PipelineStatement("INSERT INTO \(table) VALUES (2)", deadline: .now + .milliseconds(100)))
+                }
+                #expect(ContinuousClock.now - started < .milliseconds(400))
+                _ = try await slow.value
+                // A deadline not reached is no obstacle.
+                _ = try await connection.execute(PipelineStatement("INSERT INTO \(table) VALUES (3)", deadline: .now + .seconds(10)))
+                #expect(try await connection.execute("SELECT string_agg(id::text, ',') FROM \(table)").scalar == "3")
+        }
         }
     }
 
     @Test("a cancelled call that was not sent yet is never sent; one already sent is answered")
     func cancellation() async throws {
-        let table = PipelineTests.tableName("cancel")
-        try await PipelineTests.withConnection({ $0.maxInFlight = 1 }) { connection in
-            _ = try await connection.execute("CREATE TABLE \(table) (id int)")
-            let slow = Task { try await connection.execute("SELECT pg_sleep(0.5), 'slept'") }
-            try await PipelineTests.waitUntil { connection.inFlight == 1 }
-            let queued = Task { try await connection.execute("INSERT INTO \(table) VALUES (1)") }
-            try await PipelineTests.waitUntil { connection.queued == 1 }
-            queued.cancel()
-            await #expect(throws: CancellationError.self) { try await queued.value }
-            #expect(connection.queued == 0)
-            #expect(connection.inFlight == 1)
-            // The sleep was sent: cancelling its task does not interrupt the wait for its answer.
-            slow.cancel()
-            #expect(try await slow.value.rows == [["", "slept"]])
-            #expect(try await connection.execute("SELECT count(*) FROM \(table)").scalar == "0")
-            // Cancelled before the call: not sent either.
-            let early = Task {
-                withUnsafeCurrentTask { $0?.cancel() }
-                return try await connection.execute("INSERT INTO \(table) VALUES (2)")
-            }
-            await #expect(throws: CancellationError.self) { try await early.value }
-            #expect(try await connection.execute("SELECT count(*) FROM \(table)").scalar == "0")
-            _ = try await connection.execute("DROP TABLE \(table)")
+        let table = "cancelled"
+        try await PipelineTests.withScratchDatabase { database in
+            try await PipelineTests.withConnection(to: database, { $0.maxInFlight = 1 }) { connection in
+                _ = try await connection.execute("CREATE TABLE \(table) (id int)")
+                let slow = Task { try await connection.execute("SELECT pg_sleep(0.5), 'slept'") }
+                try await PipelineTests.waitUntil { connection.inFlight == 1 }
+                let queued = Task { try await connection.execute("INSERT INTO \(table) VALUES (1)") }
+                try await PipelineTests.waitUntil { connection.queued == 1 }
+                queued.cancel()
+                await #expect(throws: CancellationError.self) { try await queued.value }
+                #expect(connection.queued == 0)
+                #expect(connection.inFlight == 1)
+                // The sleep was sent: cancelling its task does not interrupt the wait for its answer.
+                slow.cancel()
+                #expect(try await slow.value.rows == [["", "slept"]])
+                #expect(try await connection.execute("SELECT count(*) FROM \(table)").scalar == "0")
+                // Cancelled before the call: not sent either.
+                let early = Task {
+                    withUnsafeCurrentTask { $0?.cancel() }
+                    return try await connection.execute("INSERT INTO \(table) VALUES (2)")
+                }
+                await #expect(throws: CancellationError.self) { try await early.value }
+                #expect(try await connection.execute("SELECT count(*) FROM \(table)").scalar == "0")
+        }
         }
     }
 

@@ -29,10 +29,13 @@ enum PipelineTests {
 
     /// Runs `body` with a connection that is closed afterwards, also when `body` throws.
     static func withConnection<T: Sendable>(
+        to configuration: PipelineConfiguration? = nil,
         _ adjust: (inout PipelineConfiguration) -> Void = { _ in },
         _ body: (PipelineConnection) async throws -> T
     ) async throws -> T {
-        let connection = try await connect(adjust)
+        var configuration = try configuration ?? Self.configuration()
+        adjust(&configuration)
+        let connection = try await PipelineConnection.connect(configuration)
         do {
             let value = try await body(connection)
             await connection.close()
@@ -54,9 +57,27 @@ enum PipelineTests {
         }
     }
 
-    /// A table name no other test (or run) uses.
-    static func tableName(_ prefix: String) -> String {
-        "pipeline_test_\(prefix)_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12)
+    /// Runs `body` with the configuration of a new, empty database that is dropped afterwards (as the other
+    /// suites do), so tests that create tables never see each other's.
+    static func withScratchDatabase<T: Sendable>(_ body: (PipelineConfiguration) async throws -> T) async throws -> T {
+        let base = try configuration()
+        let name = "pipeline_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
+        guard var components = URLComponents(string: base.conninfo) else { throw MissingDatabase() }
+        components.path = "/" + name
+        var scratch = base
+        scratch.conninfo = components.string!
+        let admin = try await PipelineConnection.connect(base)
+        _ = try await admin.execute("CREATE DATABASE \(name)")
+        do {
+            let value = try await body(scratch)
+            _ = try await admin.execute("DROP DATABASE \(name) WITH (FORCE)")
+            await admin.close()
+            return value
+        } catch {
+            _ = try? await admin.execute("DROP DATABASE \(name) WITH (FORCE)")
+            await admin.close()
+            throw error
+        }
     }
 }
 

@@ -475,3 +475,26 @@ extension PipelineConnectionTests {
         proxy.down()
     }
 }
+
+extension PipelineConnectionTests {
+    @Test("cancelling a batch removes its statements not sent yet; the ones sent are answered")
+    func batchCancellation() async throws {
+        try await PipelineTests.withScratchDatabase { database in
+            try await PipelineTests.withConnection(to: database, { $0.maxInFlight = 2 }) { connection in
+                _ = try await connection.execute("CREATE TABLE batched (id int)")
+                let statements = [PipelineStatement("SELECT pg_sleep(0.3)"), PipelineStatement("SELECT pg_sleep(0.3)")]
+                    + (1...5).map { PipelineStatement("INSERT INTO batched VALUES ($1::int)", ["\($0)"]) }
+                let batch = Task { await connection.execute(batch: statements) }
+                try await PipelineTests.waitUntil { connection.inFlight == 2 && connection.queued == 5 }
+                batch.cancel()
+                let results = await batch.value
+                #expect(try results[0].get().rows == [[""]])
+                #expect(try results[1].get().rows == [[""]])
+                for result in results[2...] {
+                    #expect(throws: CancellationError.self) { try result.get() }
+                }
+                #expect(try await connection.execute("SELECT count(*) FROM batched").scalar == "0")
+            }
+        }
+    }
+}

@@ -68,7 +68,7 @@ final class TestProxy: Sendable {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0, Glibc.listen(fd, 64) == 0 else {
+        guard bound == 0, listenOn(fd) == 0 else {
             close(fd)
             throw Failure(description: "cannot listen on port \(port): errno \(errno)")
         }
@@ -143,10 +143,15 @@ final class TestProxy: Sendable {
             guard count > 0 else { return }
             var sent = 0
             while sent < count {
-                let written = buffer[sent..<count].withUnsafeBytes { write(to, $0.baseAddress, $0.count) }
+                // send with MSG_NOSIGNAL: writing to a connection cut by `down()` must not raise SIGPIPE in the test process.
+                let written = buffer[sent..<count].withUnsafeBytes { send(to, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 guard written > 0 else { return }
                 sent += written
             }
         }
     }
+}
+
+private func listenOn(_ fd: Int32) -> Int32 {
+    listen(fd, 64)
 }

@@ -49,6 +49,20 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // libpq from Debian's libpq-dev (headers in /usr/include/postgresql). No pkgConfig, as for hiredis.
+        .systemLibrary(
+            name: "CLibpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        // A libpq connection in pipeline mode, driven by its own thread: each call is acknowledged at its Sync.
+        .target(
+            name: "PostgresPipeline",
+            dependencies: [
+                "CLibpq",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // PostgreSQL: migrations, repositories, the ledger's SQL.
         .target(
             name: "LoyaltyStore",
@@ -173,6 +187,11 @@ let package = Package(
                 "LoyaltyTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PostgresPipelineTests",
+            dependencies: ["PostgresPipeline"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

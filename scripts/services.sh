@@ -53,6 +53,7 @@ install_deps() {
     local need=()
     command -v redis-server >/dev/null || need+=(redis-server)
     [ -f /usr/include/hiredis/hiredis.h ] || need+=(libhiredis-dev)
+    [ -f /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
     command -v protoc >/dev/null || need+=(protobuf-compiler)
     pg_bin_dir >/dev/null || need+=(postgresql postgresql-contrib)
     [ ${#need[@]} -gt 0 ] && apt_install "${need[@]}"

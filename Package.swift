@@ -68,6 +68,7 @@ let package = Package(
             name: "LoyaltyStore",
             dependencies: [
                 "LoyaltyCore",
+                "PostgresPipeline",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -62,8 +62,18 @@ public enum LoyaltyServerRunner {
 
             let campaigns = ActiveCampaigns(store: CampaignStore(client: postgres, logger: logger), logger: logger)
             await campaigns.refresh()
+            let writer: CheckoutWriter
+            do {
+                writer = try await CheckoutWriter.connect(
+                    url: configuration.databaseURL, connections: configuration.checkoutConnections,
+                    connectTimeoutMs: configuration.dependencyTimeoutMs, logger: logger.with(label: "checkout-writer"))
+            } catch {
+                throw StartupError.dependencyUnreachable(
+                    "could not open the checkout connections to PostgreSQL at \(configuration.databaseURL) (\(error)); is it running?")
+            }
             let posService = POSService(
-                postgres: postgres, cache: cache, rules: rules, campaigns: campaigns, limits: configuration.posLimits, logger: logger)
+                postgres: postgres, writer: writer, cache: cache, rules: rules, campaigns: campaigns, limits: configuration.posLimits,
+                logger: logger)
             let pos = try await POSListener(
                 host: configuration.bindHost, port: configuration.posPort, service: posService,
                 limits: configuration.posLimits, logger: logger)
@@ -87,6 +97,8 @@ public enum LoyaltyServerRunner {
                     "postgres": "\(configuration.databaseURL)", "redis": "\(configuration.redisURL)",
                 ])
             try await services.run()
+            // After the POS listener drained: every admitted write has its answer.
+            await writer.close()
             await redis.shutdown()
             logger.info("loyalty server stopped")
         }

@@ -12,6 +12,8 @@ public struct ServerConfiguration: Sendable {
     public var rulesDirectory: URL
     public var migrationsDirectory: URL
     public var databasePoolSize: Int
+    /// libpq pipeline connections for the till's writes (each carries many calls at once).
+    public var checkoutConnections = 4
     /// How long `/ready` and the start-up check wait for each dependency.
     public var dependencyTimeoutMs: Int
     /// Frame, in-flight, timeout, buffer and connection limits of the POS listener (docs/pos-protocol.md §6);

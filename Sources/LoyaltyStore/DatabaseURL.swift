@@ -64,6 +64,21 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         "postgres://\(username)@\(host):\(port)/\(database)"
     }
 
+    /// libpq's keyword/value connection string for the same server (values quoted, so no character of a password
+    /// or name can add a keyword). Holds the password: never log it.
+    public func conninfo(connectTimeoutMs: Int = 5_000) -> String {
+        func quoted(_ value: String) -> String {
+            "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        }
+        var parts = [
+            "host=\(quoted(host))", "port=\(port)", "user=\(quoted(username))", "dbname=\(quoted(database))",
+            "sslmode=\(tlsMode == .require ? "require" : "disable")", "connect_timeout=\(max(2, (connectTimeoutMs + 999) / 1_000))",
+            "application_name='loyalty-checkout'",
+        ]
+        if let password { parts.append("password=\(quoted(password))") }
+        return parts.joined(separator: " ")
+    }
+
     /// The same server with another database, e.g. for tests that create their own.
     public func with(database: String) -> DatabaseURL {
         var copy = self

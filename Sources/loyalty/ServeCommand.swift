@@ -30,6 +30,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("database-pool-size"), help: "PostgreSQL connections the server may open (env LOYALTY_DATABASE_POOL_SIZE, default 20).")
     var databasePoolSize: Int?
 
+    @Option(name: .customLong("checkout-connections"), help: "Pipelined PostgreSQL connections for the till's writes (env LOYALTY_CHECKOUT_CONNECTIONS, default 4).")
+    var checkoutConnections: Int?
+
     @Flag(name: .customLong("migrate"), help: "Apply pending migrations before serving.")
     var migrateFirst = false
 
@@ -53,6 +56,11 @@ struct ServeCommand: AsyncParsableCommand {
                 migrationsDirectory: URL(fileURLWithPath: database.migrationsDirectory),
                 databasePoolSize: try poolSize())
             configuration.posLimits = try posLimits.resolved()
+            let checkoutText = checkoutConnections.map(String.init) ?? environment("LOYALTY_CHECKOUT_CONNECTIONS") ?? "4"
+            guard let checkout = Int(checkoutText), (1...64).contains(checkout) else {
+                throw CommandFailure("checkout connections '\(checkoutText)' must be 1-64")
+            }
+            configuration.checkoutConnections = checkout
             if migrateFirst {
                 let files = try MigrationFile.load(from: configuration.migrationsDirectory)
                 let report = try await withPostgres(databaseURL, logger: logger) { client in

@@ -27,7 +27,7 @@ struct POSHarness: Sendable {
         limits: POSConnectionLimits = POSConnectionLimits(), redisURL: RedisURL? = nil, rulesDirectory: URL? = nil,
         _ body: @Sendable (POSHarness) async throws -> Void
     ) async throws {
-        try await TestServices.withMigratedDatabase { _, client in
+        try await TestServices.withMigratedDatabase { url, client in
             let secret = TerminalAuth.randomBytes(32)
             let credentials = TerminalAuth.credentials(secret: secret)
             try await TerminalStore(client: client, logger: TestServices.logger).save(
@@ -48,17 +48,25 @@ struct POSHarness: Sendable {
                 cache = try MemberCache(redis: redis!, recoverySignal: recovery, logger: TestServices.logger)
             }
             let campaigns = ActiveCampaigns(store: CampaignStore(client: client, logger: TestServices.logger), logger: TestServices.logger)
+            let writer = try await CheckoutWriter.connect(url: url, connections: 2, logger: TestServices.logger)
             let service = POSService(
-                postgres: client, cache: cache, rules: rules, campaigns: campaigns, limits: limits, logger: TestServices.logger)
+                postgres: client, writer: writer, cache: cache, rules: rules, campaigns: campaigns, limits: limits, logger: TestServices.logger)
             let listener = try await POSListener(
                 host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: 2_000)
             let harness = POSHarness(port: listener.boundPort, client: client, secret: secret, listener: listener, rules: rules, cache: cache,
                                      campaigns: campaigns)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await listener.run() }
-                defer { group.cancelAll() }
-                try await body(harness)
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await listener.run() }
+                    defer { group.cancelAll() }
+                    try await body(harness)
+                }
+            } catch {
+                await writer.close()
+                await redis?.shutdown()
+                throw error
             }
+            await writer.close()
             await redis?.shutdown()
         }
     }

@@ -24,7 +24,7 @@ private func commit(_ txn: String, member: Int64, redeem: Int64 = 0) -> POSCommi
 struct CommitBatcherTests {
     @Test("concurrent commits share database calls; each succeeds or fails on its own; retries in the same batch apply once")
     func batchesKeepItemsIndependent() async throws {
-        try await TestServices.withMigratedDatabase { _, client in
+        try await TestServices.withMigratedDatabase { url, client in
             let members = MemberStore(client: client, logger: TestServices.logger)
             var created: [Int64] = []
             for index in 0..<8 { created.append(try await members.create(NewMember(cardNumber: "BATCH-\(index)"))) }
@@ -34,7 +34,8 @@ struct CommitBatcherTests {
                                         key: IdempotencyKey(scope: "t", key: "seed"))
             var limits = CommitBatcher.Limits()
             limits.maximumInFlight = 1  // everything after the first call queues, so batches form for sure
-            let batcher = CommitBatcher(store: CheckoutStore(client: client, logger: TestServices.logger), limits: limits)
+            let writer = try await CheckoutWriter.connect(url: url, connections: 2, logger: TestServices.logger)
+            let batcher = CommitBatcher(writer: writer, limits: limits)
 
             // 60 commits over 8 members; member 0 also redeems: 2 of its 3 redemptions of 500 can be paid.
             // Each of the 10 "dup" ids is sent 3 times.
@@ -81,6 +82,7 @@ struct CommitBatcherTests {
             let balance = try await ledger.balances(memberID: ids[0], unit: .points)
             #expect(balance.available == 0)
             #expect(try await LedgerAudit(client: client, logger: TestServices.logger).run().isClean)
+            await writer.close()
         }
     }
 }

@@ -43,11 +43,10 @@ extension POSService {
         case .failure(let early): return early.outcome
         }
         let loaded = rules.rules(at: purchasedAt)
-        var pricing = await cachedPricing(memberID: request.memberID)
-        if pricing == nil {
-            do { pricing = try await checkout.pricing(memberID: request.memberID) } catch { return Self.failure(error, logger: logger) }
-        }
-        guard let pricing else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
+        let snapshot: CachedMember?
+        do { snapshot = try await pricingSnapshot(memberID: request.memberID, cacheFirst: true) } catch { return Self.failure(error, logger: logger) }
+        guard let snapshot else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
+        let pricing = Self.pricing(snapshot)
         let quote: Quote
         switch evaluate(request.basket, loaded: loaded, pricing: pricing, purchasedAt: purchasedAt,
                         availableBalance: max(0, pricing.availablePoints)) {
@@ -67,7 +66,7 @@ extension POSService {
 
     // MARK: Hold
 
-    func hold(_ request: Loyalty_Pos_V1_HoldRequest, session: POSSession) async -> POSOutcome {
+    func hold(_ request: Loyalty_Pos_V1_HoldRequest, session: POSSession, deadline: ContinuousClock.Instant) async -> POSOutcome {
         if let bad = Self.checkID(request.posTransactionID, field: "pos_transaction_id") { return bad }
         guard request.memberID > 0 else { return .error(.invalidArgument, "bad_member_id", "member id must be positive") }
         guard request.points > 0 else { return .error(.invalidArgument, "invalid_amount", "points to hold must be positive") }
@@ -79,9 +78,9 @@ extension POSService {
                            memberID: request.memberID, points: request.points, holdSeconds: Int(seconds))
         do {
             let (result, member) = try await LedgerMetrics.measure("pos_hold") { () async throws(LedgerStoreError) in
-                try await checkout.hold(hold)
+                try await writer.hold(hold, deadline: deadline)
             }
-            await refresh(snapshot: member)
+            await refresh(row: member)
             var response = Loyalty_Pos_V1_HoldResponse()
             response.holdID = result.holdId
             response.points = Self.balances(result.balances)
@@ -94,7 +93,7 @@ extension POSService {
 
     // MARK: Commit
 
-    func commit(_ request: Loyalty_Pos_V1_CommitRequest, session: POSSession) async -> POSOutcome {
+    func commit(_ request: Loyalty_Pos_V1_CommitRequest, session: POSSession, deadline: ContinuousClock.Instant) async -> POSOutcome {
         if let bad = Self.checkID(request.posTransactionID, field: "pos_transaction_id") { return bad }
         guard request.memberID > 0 else { return .error(.invalidArgument, "bad_member_id", "member id must be positive") }
         guard request.redeemPoints >= 0 else { return .error(.invalidArgument, "invalid_amount", "redeem_points must not be negative") }
@@ -116,11 +115,10 @@ extension POSService {
             purchasedAtMs: request.purchasedAtMs, purchasedAt: purchasedAt)
         for attempt in 1...CheckoutLimits.pricingAttempts {
             // The cached snapshot first; after a tier_changed refusal, PostgreSQL (the snapshot was old).
-            var pricing = attempt == 1 ? await cachedPricing(memberID: request.memberID) : nil
-            if pricing == nil {
-                do { pricing = try await checkout.pricing(memberID: request.memberID) } catch { return Self.failure(error, logger: logger) }
-            }
-            guard let pricing else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
+            let snapshot: CachedMember?
+            do { snapshot = try await pricingSnapshot(memberID: request.memberID, cacheFirst: attempt == 1) } catch { return Self.failure(error, logger: logger) }
+            guard let snapshot else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
+            let pricing = Self.pricing(snapshot)
             // The cap is the basket's: held points count as the member's, and the ledger checks the balance.
             let quote: Quote
             switch evaluate(request.basket, loaded: loaded, pricing: pricing, purchasedAt: purchasedAt, availableBalance: Int64.max / 4) {
@@ -145,11 +143,12 @@ extension POSService {
                 spendMinor: quote.paidTotalMinor, paidTotalMinor: quote.paidTotalMinor,
                 lines: quote.lines.map { CheckoutLine(lineID: $0.lineID, quantity: $0.quantity, paidMinor: $0.paidMinor, award: $0.award) })
             do {
-                let (result, memberJSON) = try await LedgerMetrics.measure("pos_commit") { () async throws(LedgerStoreError) in
-                    try await commits.commit(commit, pricing: priced)
+                let answer = try await LedgerMetrics.measure("pos_commit") { () async throws(LedgerStoreError) in
+                    try await commits.commit(commit, pricing: priced, deadline: deadline)
                 }
-                let member = try? JSONDecoder().decode(CachedMember.self, from: memberJSON)
-                if let member { await refresh(member) }
+                let result = answer.result
+                let member = answer.member
+                await refresh(row: member, facts: snapshot.pricing.map { (snapshot.tierCode, $0) })
                 var response = Loyalty_Pos_V1_CommitResponse()
                 response.accrualEntryID = result.accrualEntryId
                 response.redemptionEntryID = result.redemptionEntryId
@@ -171,7 +170,7 @@ extension POSService {
                     if let priced = explained[line.lineID], priced.award == line.award { award.explanationJson = Self.json(priced.explanation) }
                     return award
                 }
-                response.tierCode = member?.tierCode ?? result.tierChange?.to ?? pricing.tierCode
+                response.tierCode = member.tierCode
                 response.tierChangedFrom = result.tierChange?.from ?? ""
                 if result.replayed { logger.info("pos commit replayed", metadata: ["terminal": "\(session.terminalID)", "txn": "\(request.posTransactionID)"]) }
                 return .ok(response)
@@ -186,13 +185,13 @@ extension POSService {
 
     // MARK: Cancel and refund
 
-    func cancel(_ request: Loyalty_Pos_V1_CancelRequest, session: POSSession) async -> POSOutcome {
+    func cancel(_ request: Loyalty_Pos_V1_CancelRequest, session: POSSession, deadline: ContinuousClock.Instant) async -> POSOutcome {
         if let bad = Self.checkID(request.posTransactionID, field: "pos_transaction_id") { return bad }
         do {
             let (result, member) = try await LedgerMetrics.measure("pos_cancel") { () async throws(LedgerStoreError) in
-                try await checkout.cancel(terminalID: session.terminalID, posTransactionID: request.posTransactionID)
+                try await writer.cancel(terminalID: session.terminalID, posTransactionID: request.posTransactionID, deadline: deadline)
             }
-            await refresh(snapshot: member)
+            await refresh(row: member)
             var response = Loyalty_Pos_V1_CancelResponse()
             response.points = Self.balances(result.points)
             response.replayed = result.replayed
@@ -205,7 +204,7 @@ extension POSService {
         }
     }
 
-    func refund(_ request: Loyalty_Pos_V1_RefundRequest, session: POSSession) async -> POSOutcome {
+    func refund(_ request: Loyalty_Pos_V1_RefundRequest, session: POSSession, deadline: ContinuousClock.Instant) async -> POSOutcome {
         if let bad = Self.checkID(request.refundID, field: "refund_id") { return bad }
         if let bad = Self.checkID(request.originalPosTransactionID, field: "original_pos_transaction_id") { return bad }
         guard !request.lines.isEmpty, request.lines.count <= RuleLimits.maxBasketLines else {
@@ -225,9 +224,9 @@ extension POSService {
                                originalPOSTransactionID: request.originalPosTransactionID, returning: returning)
         do {
             let (result, member) = try await LedgerMetrics.measure("pos_refund") { () async throws(LedgerStoreError) in
-                try await checkout.refund(refund)
+                try await writer.refund(refund, deadline: deadline)
             }
-            await refresh(snapshot: member)
+            await refresh(row: member)
             var response = Loyalty_Pos_V1_RefundResponse()
             response.awardReversed = result.awardReversed
             response.pointsRestored = result.pointsRestored
@@ -261,16 +260,28 @@ extension POSService {
         return .success(Date(timeIntervalSince1970: Double(milliseconds) / 1_000))
     }
 
-    /// Pricing from the member's cached snapshot, without a PostgreSQL read: only when the snapshot carries pricing
-    /// facts of the campaigns version this server has loaded (a segment refresh, or a campaign or tier change,
-    /// moves the version). The commit still refuses a tier that changed since (tier_changed) and is priced again.
-    func cachedPricing(memberID: Int64) async -> MemberPricing? {
-        guard let cache, case .hit(let member) = await cache.member(id: memberID), let facts = member.pricing,
-              facts.campaignsVersion == campaigns.version
-        else { return nil }
-        return MemberPricing(
-            memberId: member.memberID, tierCode: member.tierCode, tierRateOverrideBp: facts.tierRateOverrideBp,
-            status: member.status, availablePoints: member.points.available, campaignSegments: facts.campaignSegments)
+    /// The member snapshot a basket is priced from. From the cache, without a PostgreSQL read, when `cacheFirst`
+    /// and the cached snapshot carries pricing facts of the campaigns version this server has loaded (a segment
+    /// refresh, or a campaign or tier change, moves the version); otherwise read from PostgreSQL (one query) and
+    /// put in the cache for the next purchase. The commit still refuses a tier that changed since (tier_changed),
+    /// and is priced again from PostgreSQL. Nil: no such member.
+    func pricingSnapshot(memberID: Int64, cacheFirst: Bool) async throws(LedgerStoreError) -> CachedMember? {
+        if cacheFirst, let cache, case .hit(let member) = await cache.member(id: memberID),
+           let facts = member.pricing, facts.campaignsVersion == campaigns.version {
+            return member
+        }
+        guard let data = try await checkout.snapshot(.memberID(memberID)) else { return nil }
+        guard let member = try? JSONDecoder().decode(CachedMember.self, from: data), member.pricing != nil else {
+            throw .invariantViolated("pos_member_snapshot answered without pricing facts; are the migrations current?")
+        }
+        if member.status != "erased" { await refresh(member) }
+        return member
+    }
+
+    static func pricing(_ member: CachedMember) -> MemberPricing {
+        MemberPricing(
+            memberId: member.memberID, tierCode: member.tierCode, tierRateOverrideBp: member.pricing?.tierRateOverrideBp,
+            status: member.status, availablePoints: member.points.available, campaignSegments: member.pricing?.campaignSegments)
     }
 
     func evaluate(

@@ -42,7 +42,10 @@ struct POSOutcome: Sendable {
 final class POSService: Sendable {
     let postgres: PostgresClient
     let terminals: TerminalStore
+    /// Reads of the checkout (member snapshots for lookups and pricing) through postgres-nio.
     let checkout: CheckoutStore
+    /// The till's writes, through libpq in pipeline mode: acknowledged only once committed.
+    let writer: CheckoutWriter
     /// Commits go through it: concurrent commits share one database call and one WAL flush.
     let commits: CommitBatcher
     /// Nil: every lookup goes to PostgreSQL (a server configured without Redis, or a test of that path).
@@ -54,14 +57,15 @@ final class POSService: Sendable {
     let metrics: POSMetrics
 
     init(
-        postgres: PostgresClient, cache: MemberCache?, rules: CurrentRules, campaigns: ActiveCampaigns? = nil,
+        postgres: PostgresClient, writer: CheckoutWriter, cache: MemberCache?, rules: CurrentRules, campaigns: ActiveCampaigns? = nil,
         limits: POSConnectionLimits, commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), logger: Logger
     ) {
         self.campaigns = campaigns ?? ActiveCampaigns(store: nil, logger: logger)
         self.postgres = postgres
         self.terminals = TerminalStore(client: postgres, logger: logger)
         self.checkout = CheckoutStore(client: postgres, logger: logger)
-        self.commits = CommitBatcher(store: checkout, limits: commitLimits)
+        self.writer = writer
+        self.commits = CommitBatcher(writer: writer, limits: commitLimits)
         self.cache = cache
         self.rules = rules
         self.limits = limits
@@ -151,13 +155,13 @@ final class POSService: Sendable {
         case .quote?:
             return await decoded(payload, Loyalty_Pos_V1_QuoteRequest.self) { await self.quote($0) }
         case .hold?:
-            return await decoded(payload, Loyalty_Pos_V1_HoldRequest.self) { await self.hold($0, session: session) }
+            return await decoded(payload, Loyalty_Pos_V1_HoldRequest.self) { await self.hold($0, session: session, deadline: deadline) }
         case .commit?:
-            return await decoded(payload, Loyalty_Pos_V1_CommitRequest.self) { await self.commit($0, session: session) }
+            return await decoded(payload, Loyalty_Pos_V1_CommitRequest.self) { await self.commit($0, session: session, deadline: deadline) }
         case .cancel?:
-            return await decoded(payload, Loyalty_Pos_V1_CancelRequest.self) { await self.cancel($0, session: session) }
+            return await decoded(payload, Loyalty_Pos_V1_CancelRequest.self) { await self.cancel($0, session: session, deadline: deadline) }
         case .refund?:
-            return await decoded(payload, Loyalty_Pos_V1_RefundRequest.self) { await self.refund($0, session: session) }
+            return await decoded(payload, Loyalty_Pos_V1_RefundRequest.self) { await self.refund($0, session: session, deadline: deadline) }
         case .ping?:
             return .ok(Loyalty_Pos_V1_Empty())
         default:
@@ -230,9 +234,17 @@ final class POSService: Sendable {
         }
     }
 
-    func refresh(snapshot data: Data) async {
-        guard cache != nil, let member = try? JSONDecoder().decode(CachedMember.self, from: data) else { return }
-        await refresh(member)
+    /// Puts the member as a write left it, from the write's own answer. `facts` are the pricing facts of the
+    /// snapshot the write was priced from; they stay valid only while the tier is the one they were read with.
+    func refresh(row: CheckoutMemberRow, facts: (tierCode: String, facts: CachedMember.PricingFacts)? = nil) async {
+        guard cache != nil else { return }
+        await refresh(CachedMember(
+            memberID: row.memberID, tierCode: row.tierCode, tierName: row.tierName, status: row.status,
+            cardNumber: row.cardNumber, phone: row.phone,
+            points: .init(available: row.points.available, pending: row.points.pending, held: row.points.held),
+            cashbackMinor: .init(available: row.cashbackMinor.available, pending: row.cashbackMinor.pending, held: row.cashbackMinor.held),
+            ledgerVersion: row.ledgerVersion,
+            pricing: facts.flatMap { $0.tierCode == row.tierCode ? $0.facts : nil }))
     }
 
     static func summary(_ member: CachedMember, fromCache: Bool) -> Loyalty_Pos_V1_MemberSummary {

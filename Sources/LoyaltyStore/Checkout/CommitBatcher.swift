@@ -1,25 +1,28 @@
 import Foundation
 import Synchronization
 
-/// Groups commits that arrive while earlier ones are in the database into one `pos_commit_batch` call: one round
-/// trip and one WAL flush for many tills. Nothing waits on a timer: with little traffic every commit goes alone at
-/// once; under load the queue that builds while `maximumInFlight` batches are in the database becomes the next
-/// batch. The queue is bounded; past it a commit is refused at once as unavailable (the till retries).
+/// Groups commits that arrive while earlier ones are in the database into one `checkout_commit_batch` call: one
+/// round trip and one WAL flush for many tills. Nothing waits on a timer: with little traffic every commit goes
+/// alone at once; under load the queue that builds while `maximumInFlight` batches are in the database becomes the
+/// next batch. Batches in flight share the writer's pipelined connections. The queue is bounded; past it a commit
+/// is refused at once as unavailable (the till retries). A commit whose deadline passed while it was queued is not
+/// sent.
 public final class CommitBatcher: Sendable {
     public struct Limits: Sendable {
-        /// Batches in the database at once (each holds one pool connection).
-        public var maximumInFlight = 4
-        public var maximumBatch = CheckoutStore.maximumBatch
+        /// Batches in the database at once.
+        public var maximumInFlight = 8
+        public var maximumBatch = CheckoutWriter.maximumBatch
         public var maximumQueued = 4_096
 
         public init() {}
     }
 
-    typealias Answer = Result<(result: CommitResult, member: Data), LedgerStoreError>
+    typealias Answer = Result<CommitAnswer, LedgerStoreError>
 
     struct Pending {
         let commit: POSCommit
         let pricing: POSCommitPricing
+        let deadline: ContinuousClock.Instant?
         let continuation: CheckedContinuation<Answer, Never>
     }
 
@@ -28,16 +31,15 @@ public final class CommitBatcher: Sendable {
         var inFlight = 0
     }
 
-    let store: CheckoutStore
+    let writer: CheckoutWriter
     let limits: Limits
     private let state = Mutex(State())
-    /// How many commits went in batches of each size, for the metrics and the load-test report.
     private let batchedCommits = Atomic<Int>(0)
     private let batches = Atomic<Int>(0)
 
-    public init(store: CheckoutStore, limits: Limits = Limits()) {
-        precondition(limits.maximumInFlight > 0 && (1...CheckoutStore.maximumBatch).contains(limits.maximumBatch) && limits.maximumQueued > 0)
-        self.store = store
+    public init(writer: CheckoutWriter, limits: Limits = Limits()) {
+        precondition(limits.maximumInFlight > 0 && (1...CheckoutWriter.maximumBatch).contains(limits.maximumBatch) && limits.maximumQueued > 0)
+        self.writer = writer
         self.limits = limits
     }
 
@@ -47,12 +49,14 @@ public final class CommitBatcher: Sendable {
         return count == 0 ? 0 : Double(batchedCommits.load(ordering: .relaxed)) / Double(count)
     }
 
-    public func commit(_ commit: POSCommit, pricing: POSCommitPricing) async throws(LedgerStoreError) -> (result: CommitResult, member: Data) {
+    public func commit(
+        _ commit: POSCommit, pricing: POSCommitPricing, deadline: ContinuousClock.Instant? = nil
+    ) async throws(LedgerStoreError) -> CommitAnswer {
         let answer = await withCheckedContinuation { (continuation: CheckedContinuation<Answer, Never>) in
             enum Decision { case refuse, wait, flush([Pending]) }
             let decision: Decision = state.withLock { state in
                 guard state.queue.count < limits.maximumQueued else { return .refuse }
-                state.queue.append(Pending(commit: commit, pricing: pricing, continuation: continuation))
+                state.queue.append(Pending(commit: commit, pricing: pricing, deadline: deadline, continuation: continuation))
                 guard state.inFlight < limits.maximumInFlight else { return .wait }
                 state.inFlight += 1
                 return .flush(take(&state))
@@ -80,15 +84,20 @@ public final class CommitBatcher: Sendable {
     private func drain(startingWith first: [Pending]) async {
         var batch = first
         while !batch.isEmpty {
-            let answers: [Answer]
-            if batch.count == 1, let only = batch.first {
-                do { answers = [.success(try await store.commit(only.commit, pricing: only.pricing))] } catch { answers = [.failure(error)] }
-            } else {
-                answers = await store.commitBatch(batch.map { ($0.commit, $0.pricing) })
+            // Past its deadline the till has stopped waiting: such a commit is answered, not sent.
+            let now = ContinuousClock.now
+            let (expired, live) = (batch.filter { $0.deadline.map { $0 <= now } ?? false },
+                                   batch.filter { $0.deadline.map { $0 > now } ?? true })
+            for pending in expired {
+                pending.continuation.resume(returning: .failure(.unavailable(
+                    "the request's deadline passed before it reached the ledger; nothing was written, retry with the same id")))
             }
-            batches.add(1, ordering: .relaxed)
-            batchedCommits.add(batch.count, ordering: .relaxed)
-            for (pending, answer) in zip(batch, answers) { pending.continuation.resume(returning: answer) }
+            if !live.isEmpty {
+                let answers = await writer.commitBatch(live.map { ($0.commit, $0.pricing) })
+                batches.add(1, ordering: .relaxed)
+                batchedCommits.add(live.count, ordering: .relaxed)
+                for (pending, answer) in zip(live, answers) { pending.continuation.resume(returning: answer) }
+            }
             batch = state.withLock { state in
                 if state.queue.isEmpty {
                     state.inFlight -= 1

@@ -152,7 +152,6 @@ final class PipelineDriver: @unchecked Sendable {
             let batch = Array(state.pending.prefix(count))
             state.pending.removeFirst(count)
             state.pendingWithDeadline -= batch.count(where: { $0.statement.deadline != nil })
-            state.inFlight += batch.count
             return (expired, batch, earliest)
         }
         for waiter in expired {
@@ -163,7 +162,6 @@ final class PipelineDriver: @unchecked Sendable {
             if !send(waiter, on: conn) {
                 // The connection broke while sending: what was not handed to libpq was not sent.
                 let unsent = batch[(index + 1)...]
-                shared.state.withLock { $0.inFlight -= unsent.count }
                 for waiter in unsent {
                     completions.append((waiter.reply, .failure(PipelineError.unavailable(reason: "connection lost"))))
                 }
@@ -171,8 +169,15 @@ final class PipelineDriver: @unchecked Sendable {
                 return earliest
             }
         }
+        publishInFlight()
         flush(conn)
         return earliest
+    }
+
+    /// Callers see as in flight only what was handed to libpq with its Sync (`PipelineConnection.inFlight`).
+    private func publishInFlight() {
+        let count = inFlightCount
+        shared.state.withLock { $0.inFlight = count }
     }
 
     // MARK: - Sending
@@ -216,7 +221,6 @@ final class PipelineDriver: @unchecked Sendable {
             refusal = error
         }
         if PQstatus(conn) == CONNECTION_BAD {
-            shared.state.withLock { $0.inFlight -= 1 }
             let error: PipelineError = queued ? .outcomeUnknown(reason: errorMessage(conn)) : .unavailable(reason: errorMessage(conn))
             completions.append((waiter.reply, .failure(error)))
             return false
@@ -224,7 +228,6 @@ final class PipelineDriver: @unchecked Sendable {
         if let refusal {
             if !queued {
                 // Nothing of it reached libpq: answer now, no Sync needed.
-                shared.state.withLock { $0.inFlight -= 1 }
                 completions.append((waiter.reply, .failure(refusal)))
                 return true
             }
@@ -314,6 +317,7 @@ final class PipelineDriver: @unchecked Sendable {
     }
 
     private func readResults(_ conn: OpaquePointer) {
+        defer { publishInFlight() }
         var nulls = 0
         while inFlightCount > 0, PQisBusy(conn) == 0 {
             guard let res = PQgetResult(conn) else {
@@ -332,7 +336,6 @@ final class PipelineDriver: @unchecked Sendable {
                     inFlight.removeFirst(inFlightHead)
                     inFlightHead = 0
                 }
-                shared.state.withLock { $0.inFlight -= 1 }
                 let result: Result<PipelineResult, any Error> = entry.error.map { .failure($0) } ?? .success(entry.result)
                 completions.append((entry.waiter.reply, result))
                 continue

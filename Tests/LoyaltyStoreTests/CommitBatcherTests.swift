@@ -85,4 +85,86 @@ struct CommitBatcherTests {
             await writer.close()
         }
     }
+
+    @Test("a backend terminated under a batch: every waiting commit gets a retryable answer within a second, and the retry applies once")
+    func killedBackendFailsWaitersAtOnce() async throws {
+        try await TestServices.withMigratedDatabase { url, client in
+            let members = MemberStore(client: client, logger: TestServices.logger)
+            var created: [Int64] = []
+            for index in 0..<6 { created.append(try await members.create(NewMember(cardNumber: "KILL-\(index)"))) }
+            let ids = created
+            let writer = try await CheckoutWriter.connect(url: url, connections: 1, logger: TestServices.logger)
+            let batcher = CommitBatcher(writer: writer)
+            // The members are locked, so the batch waits inside PostgreSQL until its backend is terminated.
+            let (locked, lockedSignal) = AsyncStream<Void>.makeStream()
+            let (release, releaseSignal) = AsyncStream<Void>.makeStream()
+            let locker = Task {
+                try await client.withTransaction(logger: TestServices.logger) { connection in
+                    _ = try await connection.query("SELECT member_id FROM members FOR UPDATE", logger: TestServices.logger)
+                    lockedSignal.yield()
+                    for await _ in release { break }
+                }
+            }
+            for await _ in locked { break }
+            let outcomes = try await withThrowingTaskGroup(of: (Result<CommitAnswer, LedgerStoreError>, Duration).self) { group in
+                for (index, member) in ids.enumerated() {
+                    group.addTask {
+                        do throws(LedgerStoreError) {
+                            return (.success(try await batcher.commit(commit("K\(index)", member: member), pricing: pricing(award: 5))), .zero)
+                        } catch {
+                            return (.failure(error), .zero)
+                        }
+                    }
+                }
+                // Wait until the writer's backend is stuck on the lock, then terminate it.
+                let deadline = ContinuousClock.now + .seconds(10)
+                var waiting = false
+                while !waiting && ContinuousClock.now < deadline {
+                    let rows = try await client.query(
+                        """
+                        SELECT count(*)::int8 FROM pg_stat_activity
+                        WHERE datname = current_database() AND application_name = 'loyalty-checkout' AND wait_event_type = 'Lock'
+                        """)
+                    for try await count in rows.decode(Int64.self) { waiting = count > 0 }
+                    if !waiting { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                #expect(waiting, "the batch never reached the lock")
+                let killedAt = ContinuousClock.now
+                _ = try await client.query(
+                    """
+                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                    WHERE datname = current_database() AND application_name = 'loyalty-checkout'
+                    """)
+                var results: [(Result<CommitAnswer, LedgerStoreError>, Duration)] = []
+                for try await (result, _) in group { results.append((result, ContinuousClock.now - killedAt)) }
+                return results
+            }
+            releaseSignal.yield()
+            try await locker.value
+            #expect(outcomes.count == ids.count)
+            for (result, after) in outcomes {
+                guard case .failure(let error) = result, case .unavailable = error else {
+                    Issue.record("expected a retryable unavailable answer, got \(result)")
+                    continue
+                }
+                #expect(after < .seconds(1), "answered \(after) after the backend was terminated")
+            }
+            // The retry, with the same ids, applies each commit once.
+            for (index, member) in ids.enumerated() {
+                var answer: CommitAnswer?
+                for _ in 0..<50 where answer == nil {  // the connection comes back after a short backoff
+                    do {
+                        answer = try await batcher.commit(commit("K\(index)", member: member), pricing: pricing(award: 5))
+                    } catch .unavailable {
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                }
+                #expect(answer?.result.awarded == 5)
+            }
+            let rows = try await client.query("SELECT count(*)::int8 FROM pos_checkouts")
+            for try await count in rows.decode(Int64.self) { #expect(count == Int64(ids.count)) }
+            #expect(try await LedgerAudit(client: client, logger: TestServices.logger).run().isClean)
+            await writer.close()
+        }
+    }
 }

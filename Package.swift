@@ -185,6 +185,7 @@ let package = Package(
             dependencies: [
                 "LoyaltyStore",
                 "LoyaltyCore",
+                "PostgresPipeline",
                 "LoyaltyTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

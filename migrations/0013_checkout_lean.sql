@@ -355,8 +355,10 @@ BEGIN
                 IF NOT FOUND THEN
                     PERFORM ledger_fail('LY004', 'unknown_hold', jsonb_build_object('hold_id', v_hold_id));
                 END IF;
+                -- Holds taken before 0011 carry no terminal: bound by member only until they expire.
                 IF v_hold.member_id <> v_member OR v_hold.unit <> 'points'
-                   OR v_hold.terminal_id IS DISTINCT FROM v_terminal OR v_hold.pos_transaction_id IS DISTINCT FROM v_txn THEN
+                   OR (v_hold.terminal_id IS NOT NULL
+                       AND (v_hold.terminal_id <> v_terminal OR v_hold.pos_transaction_id IS DISTINCT FROM v_txn)) THEN
                     PERFORM ledger_fail('LY013', 'hold_mismatch', jsonb_build_object('hold_id', v_hold_id));
                 END IF;
                 IF v_hold.state <> 'active' THEN
@@ -695,8 +697,8 @@ BEGIN
         WHEN i.priced_tier IS NOT NULL AND i.tier_code <> i.priced_tier THEN 'LY014'
         WHEN i.hold IS NOT NULL AND h.hold_id IS NULL THEN 'LY004'
         WHEN i.hold IS NOT NULL AND (h.member_id <> i.member OR h.unit <> 'points'
-                                     OR h.terminal_id IS DISTINCT FROM i.terminal
-                                     OR h.pos_transaction_id IS DISTINCT FROM i.txn) THEN 'LY013'
+                                     OR (h.terminal_id IS NOT NULL
+                                         AND (h.terminal_id <> i.terminal OR h.pos_transaction_id IS DISTINCT FROM i.txn))) THEN 'LY013'
         WHEN i.hold IS NOT NULL AND h.state <> 'active' THEN 'LY005'
         WHEN i.hold IS NOT NULL AND i.redeem > h.amount THEN 'LY006'
         WHEN i.redeem > 0 AND i.hold IS NULL AND a.balance < i.redeem THEN 'LY001'
@@ -1045,6 +1047,11 @@ BEGIN
     PERFORM checkout_key_lock(p_scope, p_key);
     v_stored := checkout_stored(p_scope, p_key, p_hash);
     IF v_stored IS NOT NULL THEN
+        -- A hold stored by the older path (before 0013) has no expires_at_ms in its answer: add it from the hold.
+        IF NOT v_stored ? 'expires_at_ms' THEN
+            v_stored := v_stored || jsonb_build_object('expires_at_ms',
+                (SELECT (extract(epoch FROM expires_at) * 1000)::bigint FROM holds WHERE hold_id = (v_stored ->> 'hold_id')::bigint));
+        END IF;
         RETURN checkout_snapshot(1, p_member, v_stored);
     END IF;
     IF p_amount IS NULL OR p_amount <= 0 THEN
@@ -1406,16 +1413,18 @@ END $$;
 -- planning the write statement again.
 ALTER FUNCTION checkout_commit_batch(text[], text[], bytea[], text[], text[], bigint[], text[], text[], bigint[],
     timestamptz[], timestamptz[], timestamptz[], text[], jsonb[], bigint[], jsonb[], bigint[], bigint[], bigint[])
-    SET plan_cache_mode = force_generic_plan;
+    SET plan_cache_mode = force_generic_plan SET jit = off;
 -- The set-based pass locks a batch's members with one UPDATE over the primary key; only an index scan takes them
 -- in ascending id order (a sequential or bitmap scan would take them in table order, and two batches could
--- deadlock). Nothing else in it wants a sequential scan: every table is reached by key.
+-- deadlock). Nothing else in it wants a sequential scan: every table is reached by key. JIT stays off: the cost
+-- that disabling sequential scans gives any statement still planned with one (tiers, a few rows) is far above
+-- jit_above_cost, and compiling such a statement took 40-130 ms per call, every call.
 ALTER FUNCTION checkout_commit_fast(text[], text[], bytea[], text[], text[], bigint[], text[], text[], bigint[],
     timestamptz[], timestamptz[], timestamptz[], text[], jsonb[], bigint[], jsonb[], bigint[], bigint[], bigint[],
     integer[], bigint[])
-    SET enable_seqscan = off SET enable_bitmapscan = off;
+    SET enable_seqscan = off SET enable_bitmapscan = off SET jit = off;
 ALTER FUNCTION checkout_hold(text, text, bytea, text, text, bigint, bigint, timestamptz)
-    SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION checkout_cancel(text, text, bytea, text, text, text) SET plan_cache_mode = force_generic_plan;
+    SET plan_cache_mode = force_generic_plan SET jit = off;
+ALTER FUNCTION checkout_cancel(text, text, bytea, text, text, text) SET plan_cache_mode = force_generic_plan SET jit = off;
 ALTER FUNCTION checkout_refund(text, text, bytea, text, text, integer, jsonb, bigint, bigint, bigint, timestamptz, text,
-    jsonb, boolean) SET plan_cache_mode = force_generic_plan;
+    jsonb, boolean) SET plan_cache_mode = force_generic_plan SET jit = off;

@@ -72,7 +72,8 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         }
         var parts = [
             "host=\(quoted(host))", "port=\(port)", "user=\(quoted(username))", "dbname=\(quoted(database))",
-            "sslmode=\(tlsMode == .require ? "require" : "disable")", "connect_timeout=\(max(2, (connectTimeoutMs + 999) / 1_000))",
+            // TLS as postgres-nio does it: the server's certificate and name verified against the system's roots.
+            tlsMode == .require ? "sslmode=verify-full sslrootcert=/etc/ssl/certs/ca-certificates.crt" : "sslmode=disable", "connect_timeout=\(max(2, (connectTimeoutMs + 999) / 1_000))",
             "application_name='loyalty-checkout'",
         ]
         if let password { parts.append("password=\(quoted(password))") }

@@ -97,6 +97,8 @@ struct ServeCommand: AsyncParsableCommand {
 
 /// The POS server's abuse limits (docs/pos-protocol.md §6), each a flag with a LOYALTY_POS_* fallback.
 struct POSLimitOptions: ParsableArguments {
+    @Option(name: .customLong("pos-max-server-in-flight"), help: "Requests in flight over all POS connections (env LOYALTY_POS_MAX_SERVER_IN_FLIGHT, default 8192).")
+    var maximumServerInFlight: Int?
     @Option(name: .customLong("pos-max-connections"), help: "Open POS connections (env LOYALTY_POS_MAX_CONNECTIONS, default 10000).")
     var maximumConnections: Int?
 
@@ -145,6 +147,7 @@ struct POSLimitOptions: ParsableArguments {
             return parsed
         }
         limits.maximumConnections = try value(maximumConnections, "LOYALTY_POS_MAX_CONNECTIONS", limits.maximumConnections)
+        limits.maximumServerInFlight = try value(maximumServerInFlight, "LOYALTY_POS_MAX_SERVER_IN_FLIGHT", limits.maximumServerInFlight)
         limits.maximumUnauthenticatedConnections = try value(
             maximumUnauthenticatedConnections, "LOYALTY_POS_MAX_UNAUTHENTICATED_CONNECTIONS", limits.maximumUnauthenticatedConnections)
         limits.maximumFrameBytes = try value(maximumFrameBytes, "LOYALTY_POS_MAX_FRAME_BYTES", limits.maximumFrameBytes)

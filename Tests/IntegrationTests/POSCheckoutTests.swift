@@ -331,6 +331,51 @@ struct POSCheckoutTests {
         }
     }
 
+    @Test("a commit still queued when its till disconnects is never sent; past the server-wide in-flight cap, server_busy")
+    func disconnectCancelsQueuedCommitAndServerCap() async throws {
+        var limits = POSConnectionLimits()
+        limits.maximumServerInFlight = 2
+        var commitLimits = CommitBatcher.Limits()
+        commitLimits.maximumInFlight = 1  // a second commit queues behind the first batch
+        try await POSHarness.with(limits: limits, commitLimits: commitLimits) { harness in
+            let first = try await harness.member(card: "CARD-Q-1")
+            let second = try await harness.member(card: "CARD-Q-2")
+            let (locked, lockedSignal) = AsyncStream<Void>.makeStream()
+            let (release, releaseSignal) = AsyncStream<Void>.makeStream()
+            let locker = Task {
+                try await harness.client.withTransaction(logger: TestServices.logger) { connection in
+                    _ = try await connection.query("SELECT member_id FROM members WHERE member_id = \(first) FOR UPDATE", logger: TestServices.logger)
+                    lockedSignal.yield()
+                    for await _ in release { break }
+                }
+            }
+            for await _ in locked { break }
+            let a = try await harness.authenticated()
+            let b = try await harness.authenticated()
+            let c = try await harness.authenticated()
+            defer { Task { await a.close(); await c.close() } }
+            let blocked = Task { try await a.call(.commit, commitRequest("T-Q-1", member: first)) }
+            try await Task.sleep(for: .milliseconds(300))   // its batch is in PostgreSQL, waiting for the lock
+            let queued = Task { try? await b.call(.commit, commitRequest("T-Q-2", member: second)) }
+            try await Task.sleep(for: .milliseconds(300))   // queued behind it
+            // Two requests in flight on the server: a third is refused at once.
+            let busy = try await c.send(.lookup, lookup(card: "CARD-Q-1"), as: Loyalty_Pos_V1_MemberSummary.self)
+            #expect(busy.outcome == "resourceExhausted/server_busy")
+            await b.close()
+            _ = await queued.value
+            try await Task.sleep(for: .milliseconds(200))   // the server notices the close and cancels the request
+            releaseSignal.yield()
+            try await locker.value
+            #expect(try await blocked.value.status == .ok)
+            let rows = try await harness.client.query("SELECT pos_transaction_id FROM pos_checkouts ORDER BY 1")
+            var applied: [String] = []
+            for try await txn in rows.decode(String.self) { applied.append(txn) }
+            #expect(applied == ["T-Q-1"], "a commit of a closed connection was sent: \(applied)")
+            // The slots are given back: the server answers again.
+            #expect(try await c.call(.lookup, lookup(card: "CARD-Q-2")).status == .ok)
+        }
+    }
+
     @Test("a commit sent 10 times in a row and 10 times at once on separate connections is applied once")
     func commitIsIdempotent() async throws {
         try await POSHarness.with { harness in

@@ -25,6 +25,7 @@ struct POSHarness: Sendable {
 
     static func with(
         limits: POSConnectionLimits = POSConnectionLimits(), redisURL: RedisURL? = nil, rulesDirectory: URL? = nil,
+        commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(),
         _ body: @Sendable (POSHarness) async throws -> Void
     ) async throws {
         try await TestServices.withMigratedDatabase { url, client in
@@ -50,7 +51,8 @@ struct POSHarness: Sendable {
             let campaigns = ActiveCampaigns(store: CampaignStore(client: client, logger: TestServices.logger), logger: TestServices.logger)
             let writer = try await CheckoutWriter.connect(url: url, connections: 2, logger: TestServices.logger)
             let service = POSService(
-                postgres: client, writer: writer, cache: cache, rules: rules, campaigns: campaigns, limits: limits, logger: TestServices.logger)
+                postgres: client, writer: writer, cache: cache, rules: rules, campaigns: campaigns, limits: limits,
+                commitLimits: commitLimits, logger: TestServices.logger)
             let listener = try await POSListener(
                 host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: 2_000)
             let harness = POSHarness(port: listener.boundPort, client: client, secret: secret, listener: listener, rules: rules, cache: cache,

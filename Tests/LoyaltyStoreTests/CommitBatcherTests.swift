@@ -155,7 +155,8 @@ struct CommitBatcherTests {
                 for _ in 0..<50 where answer == nil {  // the connection comes back after a short backoff
                     do {
                         answer = try await batcher.commit(commit("K\(index)", member: member), pricing: pricing(award: 5))
-                    } catch .unavailable {
+                    } catch let error as LedgerStoreError {
+                        guard case .unavailable = error else { throw error }
                         try await Task.sleep(for: .milliseconds(100))
                     }
                 }

@@ -37,6 +37,10 @@ final class POSConnectionHandler: ChannelInboundHandler {
     /// While draining: completes when the last response written so far has reached the socket. The connection
     /// closes only then, so an answer queued for the end-of-turn flush is never discarded by the close.
     private var lastDrainWrite: EventLoopFuture<Void>?
+    /// The service calls of this connection's requests in flight: cancelled when the till disconnects, so a
+    /// request nobody can receive is not sent to the database if it has not been yet.
+    private var running: [UInt64: Task<Void, Never>] = [:]
+    private var nextRunning: UInt64 = 0
 
     /// A goaway that may never be written (the till reads nothing) does not keep the connection open longer.
     static let goawayGraceMs: Int64 = 1_000
@@ -59,6 +63,7 @@ final class POSConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        for task in running.values { task.cancel() }
         handshakeTimer?.cancel()
         idleTimer?.cancel()
         writeStallTimer?.cancel()
@@ -153,6 +158,12 @@ final class POSConnectionHandler: ChannelInboundHandler {
                 context: context, counted: false)
             return
         }
+        guard registry.admitRequest(limit: limits.maximumServerInFlight) else {
+            respond(frame, .resourceExhausted, POSService.errorPayload(
+                code: "server_busy", message: "the server has \(limits.maximumServerInFlight) requests in flight; retry after a short backoff"),
+                context: context, counted: false)
+            return
+        }
         consecutiveRejections = 0
         let method = Loyalty_Pos_V1_Method(rawValue: Int(frame.method))
         let deadlineMs = frame.deadlineOrStatus == 0 ? limits.defaultDeadlineMs : min(frame.deadlineOrStatus, limits.maximumDeadlineMs)
@@ -210,12 +221,15 @@ final class POSConnectionHandler: ChannelInboundHandler {
         let eventLoop = context.eventLoop
         let requestID = frame.requestID
         let method = frame.method
-        Task {
+        let key = nextRunning
+        nextRunning &+= 1
+        running[key] = Task {
             let started = ContinuousClock.now
             let outcome = await work(service)
             POSMetrics.record(method: method, status: outcome.status, elapsed: ContinuousClock.now - started)
             eventLoop.execute {
                 let (handler, context, update) = loopBound.value
+                handler.running[key] = nil
                 update(handler, outcome)
                 handler.write(requestID: requestID, method: method, outcome.status, outcome.payload, context: context)
                 handler.finishOne(context: context)
@@ -253,6 +267,7 @@ final class POSConnectionHandler: ChannelInboundHandler {
     }
 
     private func finishOne(context: ChannelHandlerContext) {
+        registry.finishRequest()
         inFlight -= 1
         assert(inFlight >= 0, "in-flight count went negative")
         if draining && inFlight == 0 { closeWhenWritten(context: context) }

@@ -6,6 +6,9 @@ public struct POSConnectionLimits: Sendable {
     public var maximumFrameBytes = Frame.defaultMaximumLength
     /// Requests of one connection being worked on at once; more are answered RESOURCE_EXHAUSTED at once.
     public var maximumInFlight = 64
+    /// Requests being worked on at once over all connections of the server; more are answered
+    /// RESOURCE_EXHAUSTED `server_busy` at once, so a burst from many tills queues in their retries, not in memory.
+    public var maximumServerInFlight = 8_192
     /// Rejections past the in-flight limit in a row before the connection is closed: a till that reads
     /// `max_in_flight` never gets one, a flood gets a goaway instead of free CPU.
     public var maximumConsecutiveRejections = 1_000
@@ -49,6 +52,7 @@ public struct POSConnectionLimits: Sendable {
         let day = 86_400_000
         check("maximumFrameBytes", maximumFrameBytes, Frame.headerBytes...16 * 1024 * 1024)
         check("maximumInFlight", maximumInFlight, 1...100_000)
+        check("maximumServerInFlight", maximumServerInFlight, 1...1_000_000)
         check("maximumConsecutiveRejections", maximumConsecutiveRejections, 1...1_000_000)
         check("handshakeTimeoutMs", handshakeTimeoutMs, 1...day)
         check("idleTimeoutMs", idleTimeoutMs, 1...day)

@@ -1,6 +1,7 @@
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// The listener's open connections, and which of them have not authenticated yet. Unauthenticated ones have a
 /// smaller cap of their own; when it is full the oldest is closed to make room, so a crowd of idle sockets
@@ -22,6 +23,22 @@ final class POSConnectionRegistry: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    /// Requests in flight over every connection, against `POSConnectionLimits.maximumServerInFlight`.
+    private let serverInFlight = Atomic<Int>(0)
+
+    /// Takes a server-wide in-flight slot; false when all `limit` are taken.
+    func admitRequest(limit: Int) -> Bool {
+        if serverInFlight.wrappingAdd(1, ordering: .relaxed).newValue <= limit { return true }
+        serverInFlight.wrappingSubtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func finishRequest() {
+        let left = serverInFlight.wrappingSubtract(1, ordering: .relaxed).newValue
+        assert(left >= 0, "server-wide in-flight count went negative")
+    }
+
+    var requestsInFlight: Int { serverInFlight.load(ordering: .relaxed) }
     let maximumConnections: Int
     let maximumUnauthenticated: Int
 

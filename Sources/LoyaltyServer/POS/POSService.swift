@@ -237,7 +237,7 @@ final class POSService: Sendable {
     /// Puts the member as a write left it, from the write's own answer. `facts` are the pricing facts of the
     /// snapshot the write was priced from; they stay valid only while the tier is the one they were read with.
     func refresh(row: CheckoutMemberRow, facts: (tierCode: String, facts: CachedMember.PricingFacts)? = nil) async {
-        guard cache != nil else { return }
+        guard cache != nil, row.status != "erased" else { return }
         await refresh(CachedMember(
             memberID: row.memberID, tierCode: row.tierCode, tierName: row.tierName, status: row.status,
             cardNumber: row.cardNumber, phone: row.phone,

@@ -5,8 +5,8 @@ import Synchronization
 /// round trip and one WAL flush for many tills. Nothing waits on a timer: with little traffic every commit goes
 /// alone at once; under load the queue that builds while `maximumInFlight` batches are in the database becomes the
 /// next batch. Batches in flight share the writer's pipelined connections. The queue is bounded; past it a commit
-/// is refused at once as unavailable (the till retries). A commit whose deadline passed while it was queued is not
-/// sent.
+/// is refused at once as unavailable (the till retries). A commit whose deadline passed while it was queued, or
+/// whose task was cancelled (its till disconnected), is not sent.
 public final class CommitBatcher: Sendable {
     public struct Limits: Sendable {
         /// Batches in the database at once.
@@ -20,6 +20,7 @@ public final class CommitBatcher: Sendable {
     typealias Answer = Result<CommitAnswer, LedgerStoreError>
 
     struct Pending {
+        let id: UInt64
         let commit: POSCommit
         let pricing: POSCommitPricing
         let deadline: ContinuousClock.Instant?
@@ -36,6 +37,7 @@ public final class CommitBatcher: Sendable {
     private let state = Mutex(State())
     private let batchedCommits = Atomic<Int>(0)
     private let batches = Atomic<Int>(0)
+    private let nextID = Atomic<UInt64>(0)
 
     public init(writer: CheckoutWriter, limits: Limits = Limits()) {
         precondition(limits.maximumInFlight > 0 && (1...CheckoutWriter.maximumBatch).contains(limits.maximumBatch) && limits.maximumQueued > 0)
@@ -52,11 +54,29 @@ public final class CommitBatcher: Sendable {
     public func commit(
         _ commit: POSCommit, pricing: POSCommitPricing, deadline: ContinuousClock.Instant? = nil
     ) async throws(LedgerStoreError) -> CommitAnswer {
-        let answer = await withCheckedContinuation { (continuation: CheckedContinuation<Answer, Never>) in
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        let answer = await withTaskCancellationHandler {
+            await enqueue(id: id, commit, pricing: pricing, deadline: deadline)
+        } onCancel: {
+            // Still queued: answered here and never sent. Already in a batch: it runs to its answer.
+            let removed: Pending? = state.withLock { state in
+                guard let index = state.queue.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.queue.remove(at: index)
+            }
+            removed?.continuation.resume(returning: .failure(.unavailable("cancelled before it was sent (the till disconnected); nothing was written")))
+        }
+        return try answer.get()
+    }
+
+    private func enqueue(
+        id: UInt64, _ commit: POSCommit, pricing: POSCommitPricing, deadline: ContinuousClock.Instant?
+    ) async -> Answer {
+        guard !Task.isCancelled else { return .failure(.unavailable("cancelled before it was sent; nothing was written")) }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Answer, Never>) in
             enum Decision { case refuse, wait, flush([Pending]) }
             let decision: Decision = state.withLock { state in
                 guard state.queue.count < limits.maximumQueued else { return .refuse }
-                state.queue.append(Pending(commit: commit, pricing: pricing, deadline: deadline, continuation: continuation))
+                state.queue.append(Pending(id: id, commit: commit, pricing: pricing, deadline: deadline, continuation: continuation))
                 guard state.inFlight < limits.maximumInFlight else { return .wait }
                 state.inFlight += 1
                 return .flush(take(&state))
@@ -70,7 +90,6 @@ public final class CommitBatcher: Sendable {
                 Task { await self.drain(startingWith: batch) }
             }
         }
-        return try answer.get()
     }
 
     private func take(_ state: inout State) -> [Pending] {
@@ -93,7 +112,9 @@ public final class CommitBatcher: Sendable {
                     "the request's deadline passed before it reached the ledger; nothing was written, retry with the same id")))
             }
             if !live.isEmpty {
-                let answers = await writer.commitBatch(live.map { ($0.commit, $0.pricing) })
+                // Sent only while at least one till still waits: the latest deadline of the batch, or none.
+                let deadline = live.contains { $0.deadline == nil } ? nil : live.compactMap(\.deadline).max()
+                let answers = await writer.commitBatch(live.map { ($0.commit, $0.pricing) }, deadline: deadline)
                 batches.add(1, ordering: .relaxed)
                 batchedCommits.add(live.count, ordering: .relaxed)
                 for (pending, answer) in zip(live, answers) { pending.continuation.resume(returning: answer) }

@@ -135,6 +135,11 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         // The server ended the session (shutdown, restart, crash recovery) or the link broke: the statement's
         // transaction rolled back, so the till may retry with the same key instead of giving the sale up.
         if state.hasPrefix("08") || Self.sessionEndedStates.contains(state) { return .unavailable(description) }
+        // Rolled back and worth retrying: serialization failure or deadlock (40), statement timeout or lock not
+        // available (57014, 55P03), the server out of resources (53).
+        if state.hasPrefix("40") || state.hasPrefix("53") || state == "57014" || state == "55P03" {
+            return .unavailable(description + "; nothing was written, retry with the same id")
+        }
         guard state.hasPrefix("LY") else { return .database(description) }
         let detail = detailText.flatMap { text in
             try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]

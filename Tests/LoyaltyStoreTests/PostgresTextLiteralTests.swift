@@ -1,0 +1,34 @@
+import Foundation
+import LoyaltyCore
+@testable import LoyaltyStore
+import LoyaltyTestSupport
+import PostgresPipeline
+import Testing
+
+@Suite("Text-format parameters for libpq")
+struct PostgresTextLiteralTests {
+    @Test("array literals, bytea and hand-written line JSON read back exactly in PostgreSQL")
+    func roundTrip() async throws {
+        try await TestServices.withEmptyDatabase { url, _ in
+            let writer = try await CheckoutWriter.connect(url: url, connections: 1, logger: TestServices.logger)
+            let elements: [String?] = ["plain", "", nil, "NULL", "a,b", "{braces}", "quote \" and \\ backslash", "ünïcødé ✦", " spaced "]
+            let result = try await writer.pool.execute("SELECT array_to_json($1::text[])::text", [PostgresTextLiteral.array(elements)])
+            let decoded = try JSONSerialization.jsonObject(with: Data(try #require(result.scalar).utf8)) as? [Any]
+            #expect(decoded?.map { $0 as? String } == elements)
+
+            let bytes: [UInt8] = [0, 1, 0x7F, 0x80, 0xFF]
+            let hex = try await writer.pool.execute(
+                "SELECT encode(($1::bytea[])[1], 'hex')", [PostgresTextLiteral.array([PostgresTextLiteral.bytea(bytes)])])
+            #expect(hex.scalar == "00017f80ff")
+
+            let lines = [CheckoutLine(lineID: "A \"1\"\n\\", quantity: 2, paidMinor: 1_999, award: 20),
+                         CheckoutLine(lineID: "ß", quantity: 1, paidMinor: 0, award: 0)]
+            let json = CheckoutWriter.linesJSON(lines)
+            #expect(try JSONDecoder().decode([CheckoutLine].self, from: Data(json.utf8)) == lines)
+            let stored = try await writer.pool.execute(
+                "SELECT (($1::jsonb[])[1] -> 0 ->> 'line_id')", [PostgresTextLiteral.array([json])])
+            #expect(stored.scalar == "A \"1\"\n\\")
+            await writer.close()
+        }
+    }
+}

@@ -15,7 +15,13 @@ public final class ActiveCampaigns: Sendable {
     struct State {
         var version: Int64 = -1
         var campaigns: [CampaignMultiplier] = []
+        /// When the version was last read successfully.
+        var checkedAt: ContinuousClock.Instant?
     }
+
+    /// Cached pricing facts are trusted only while the version was confirmed this recently: a server that cannot
+    /// poll does not know whether segments or tiers moved.
+    public static let pricingVersionMaximumAge: Duration = .seconds(10)
 
     private let state = Mutex(State())
     let store: CampaignStore?
@@ -31,14 +37,31 @@ public final class ActiveCampaigns: Sendable {
     /// The `campaigns_version` the loaded campaigns are of (-1 before the first load).
     public var version: Int64 { state.withLock { $0.version } }
 
+    /// The version cached pricing facts must carry to be used, nil when the last successful poll is too old.
+    public var pricingVersion: Int64? {
+        state.withLock { state in
+            guard let checkedAt = state.checkedAt, ContinuousClock.now - checkedAt <= Self.pricingVersionMaximumAge else { return nil }
+            return state.version
+        }
+    }
+
     /// Reloads when the campaigns changed. A failure keeps what is loaded (and says so): tills keep pricing.
     public func refresh() async {
         guard let store else { return }
         do {
+            let started = ContinuousClock.now
             let version = try await store.multiplierVersion()
-            guard version != state.withLock({ $0.version }) else { return }
+            let unchanged = state.withLock { state in
+                guard version == state.version else { return false }
+                state.checkedAt = started
+                return true
+            }
+            guard !unchanged else { return }
             let campaigns = try await store.multipliers(lookbackDays: Self.lookbackDays)
-            state.withLock { $0 = State(version: version, campaigns: campaigns) }
+            // The campaigns belong to `version` only if nothing moved it while they were read (every change bumps
+            // it in its own transaction); otherwise the next poll loads again.
+            guard try await store.multiplierVersion() == version else { return }
+            state.withLock { $0 = State(version: version, campaigns: campaigns, checkedAt: started) }
             logger.info("campaigns loaded", metadata: ["version": "\(version)", "multipliers": "\(campaigns.count)"])
         } catch {
             logger.warning("campaigns could not be reloaded; keeping the loaded ones", metadata: ["error": "\(PostgresErrorText.describe(error))"])

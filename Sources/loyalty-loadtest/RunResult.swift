@@ -137,7 +137,8 @@ struct RunResult: Codable {
                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             ]
             for result in sweep {
-                let primary = result.primaryOperation.flatMap { result.operations[$0] }
+                // A mix has no primary operation: its slowest one (by p99) is what a till waits for.
+                let primary = result.primaryOperation.flatMap { result.operations[$0] } ?? result.operations.values.max { $0.p99Ms < $1.p99Ms }
                 let cells: [String] = [
                     result.scenario, "\(result.sweepShare ?? 0) %", result.mode.replacingOccurrences(of: "open ", with: ""),
                     String(format: "%.0f", result.primaryThroughputPerS),

@@ -376,6 +376,25 @@ struct POSCheckoutTests {
         }
     }
 
+    @Test("pricing from the cached snapshot follows a tier's new earn rate once the campaigns version moved")
+    func cachedPricingFollowsTierChange() async throws {
+        try await POSHarness.with(redisURL: try TestServices.redisURL()) { harness in
+            let memberID = try await harness.member(card: "CARD-PR-1")
+            await harness.campaigns.refresh()
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            _ = try await pos.call(.lookup, lookup(card: "CARD-PR-1"))   // caches the snapshot with its pricing facts
+            let first = try #require(try await pos.send(.commit, commitRequest("T-PR-1", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(first.awarded == 80)
+            // The tier's rate doubles: a cached snapshot priced under the old ladder must not be used any more.
+            try await harness.client.query("UPDATE tiers SET earn_rate_override_bp = 200 WHERE code = 'base'")
+            await harness.campaigns.refresh()
+            let second = try #require(try await pos.send(.commit, commitRequest("T-PR-2", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(second.awarded == 160)
+            #expect(try await harness.auditIsClean())
+        }
+    }
+
     @Test("a commit sent 10 times in a row and 10 times at once on separate connections is applied once")
     func commitIsIdempotent() async throws {
         try await POSHarness.with { harness in

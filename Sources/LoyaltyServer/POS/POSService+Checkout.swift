@@ -267,7 +267,7 @@ extension POSService {
     /// and is priced again from PostgreSQL. Nil: no such member.
     func pricingSnapshot(memberID: Int64, cacheFirst: Bool) async throws(LedgerStoreError) -> CachedMember? {
         if cacheFirst, let cache, case .hit(let member) = await cache.member(id: memberID),
-           let facts = member.pricing, facts.campaignsVersion == campaigns.version {
+           let facts = member.pricing, facts.campaignsVersion == campaigns.pricingVersion {
             return member
         }
         guard let data = try await checkout.snapshot(.memberID(memberID)) else { return nil }

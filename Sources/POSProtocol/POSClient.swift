@@ -56,6 +56,10 @@ public final class POSClient: Sendable {
     }
 
     /// Sends one request and waits for its response.
+    /// The goaway the server sent on this connection, if any: its status and payload (an ErrorDetail when the
+    /// server said why).
+    public var goaway: Response? { handler.goaway.withLockedValue { $0 } }
+
     public func call(
         _ method: Loyalty_Pos_V1_Method, _ message: some SwiftProtobuf.Message, deadlineMs: UInt32 = 5_000
     ) async throws -> Response {
@@ -132,6 +136,7 @@ public enum POSClientError: Error, Equatable, CustomStringConvertible {
 final class POSClientHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = Frame
     private var waiting: [UInt32: EventLoopPromise<POSClient.Response>] = [:]
+    let goaway = NIOLockedValueBox<POSClient.Response?>(nil)
 
     func register(_ requestID: UInt32, _ promise: EventLoopPromise<POSClient.Response>) {
         waiting[requestID] = promise
@@ -145,7 +150,8 @@ final class POSClientHandler: ChannelInboundHandler, @unchecked Sendable {
             waiting.removeValue(forKey: frame.requestID)?.succeed(.init(status: status, payload: frame.payload))
         case .goaway:
             // In-flight requests still get their answers; new ones should go to a new connection.
-            break
+            let status = POSStatus(rawValue: frame.deadlineOrStatus) ?? .unknown
+            goaway.withLockedValue { $0 = .init(status: status, payload: frame.payload) }
         case .ping:
             context.writeAndFlush(wrapOutboundOut(Frame(kind: .pong, method: 0, requestID: frame.requestID, deadlineOrStatus: 0, payload: ByteBuffer())), promise: nil)
         default:

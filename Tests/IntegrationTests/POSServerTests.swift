@@ -122,6 +122,10 @@ struct POSServerTests {
                 if !closed { try await Task.sleep(for: .milliseconds(50)) }
             }
             #expect(closed)
+            // It was told why before the close.
+            let goaway = try #require(other.goaway)
+            #expect(goaway.status == .unauthenticated)
+            #expect(try Loyalty_Pos_V1_ErrorDetail(serializedBytes: Array(buffer: goaway.payload)).code == "terminal_revoked")
             try await first.ping()
             #expect(try await first.call(.lookup, lookup(card: "NOPE-0000")).status == .notFound)
 

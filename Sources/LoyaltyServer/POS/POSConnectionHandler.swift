@@ -93,6 +93,10 @@ final class POSConnectionHandler: ChannelInboundHandler {
             lastDrainWrite = context.writeAndFlush(wrapOutboundOut(Frame(
                 kind: .goaway, method: 0, requestID: 0, deadlineOrStatus: POSStatus.unavailable.rawValue, payload: ByteBuffer())))
             if inFlight == 0 { closeWhenWritten(context: context) }
+        } else if event is POSTerminalRevokedEvent {
+            goawayAndClose(.unauthenticated, code: "terminal_revoked", message: """
+                this terminal was disabled or given a new secret; authenticate again with its current secret, or ask an admin
+                """, context: context)
         } else if event is POSFrameReadTimeoutEvent {
             POSConnectionCloses.count(.frameReadTimeout)
             goawayAndClose(.deadlineExceeded, code: "frame_timeout",
@@ -299,3 +303,6 @@ final class POSConnectionHandler: ChannelInboundHandler {
 
 /// Sent down every connection's pipeline on graceful shutdown: answer what is in flight, refuse new work.
 struct POSGoawayEvent: Sendable {}
+
+/// Sent down a session's pipeline when its terminal was disabled or rotated: goaway `terminal_revoked`, close.
+struct POSTerminalRevokedEvent: Sendable {}

@@ -125,7 +125,8 @@ public final class POSListener: Service {
             if let record = records[session.terminalID], record.isActive, record.storedKey == session.storedKey { continue }
             logger.notice("closing a session of a disabled or rotated terminal", metadata: ["terminal": "\(session.terminalID)"])
             POSConnectionCloses.count(.terminalRevoked)
-            channel.close(promise: nil)
+            // A goaway that says why, then close (the handler bounds the wait for a till that does not read).
+            channel.pipeline.fireUserInboundEventTriggered(POSTerminalRevokedEvent())
             closed += 1
         }
         return closed

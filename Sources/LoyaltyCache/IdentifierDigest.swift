@@ -1,4 +1,5 @@
 import Crypto
+import LoyaltyCore
 
 /// Keyed digests of the identifiers a till looks members up by (card numbers, phones), so that neither Redis key
 /// names nor cached values ever hold one: an index key is `…:card:<digest>`, and a cached blob carries the digests
@@ -40,14 +41,7 @@ public struct IdentifierDigest: Sendable {
     }
 
     func hex(_ identifier: String, kind: IdentifierKind) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(Self.digestBytes * 2)
-        for byte in digest(identifier, kind: kind) {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        HexDigits.lowercase(digest(identifier, kind: kind))
     }
 }
 

@@ -317,7 +317,7 @@ private func errorCode(_ payload: ByteBuffer) -> String? {
     (try? Loyalty_Pos_V1_ErrorDetail(serializedBytes: Array(buffer: payload)))?.code
 }
 
-private struct TimedOut: Error {}
+struct TimedOut: Error {}
 
 /// `body`'s result, or `TimedOut` after `limit`.
 private func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
@@ -333,7 +333,7 @@ private func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable 
 }
 
 /// Polls `condition` until it holds; records an issue and throws if it still does not after `limit`.
-private func eventually(within limit: Duration, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async -> Bool) async throws {
+func eventually(within limit: Duration, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async -> Bool) async throws {
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
         if await condition() { return }

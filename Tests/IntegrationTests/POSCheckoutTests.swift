@@ -245,16 +245,7 @@ struct POSCheckoutTests {
             let memberIDs = members
             // The members' rows are locked until the drain has begun, so all 30 commits are admitted and waiting in
             // PostgreSQL when the goaway goes out.
-            let (locked, lockedSignal) = AsyncStream<Void>.makeStream()
-            let (release, releaseSignal) = AsyncStream<Void>.makeStream()
-            let locker = Task {
-                try await harness.client.withTransaction(logger: TestServices.logger) { connection in
-                    _ = try await connection.query("SELECT member_id FROM members FOR UPDATE", logger: TestServices.logger)
-                    lockedSignal.yield()
-                    for await _ in release { break }
-                }
-            }
-            for await _ in locked { break }
+            let lock = try await RowLock.hold(harness.client, "SELECT member_id FROM members FOR UPDATE")
             let answers = try await withThrowingTaskGroup(of: (String, POSStatus?).self) { group in
                 for (index, member) in memberIDs.enumerated() {
                     group.addTask {
@@ -266,16 +257,15 @@ struct POSCheckoutTests {
                         }
                     }
                 }
-                try await Task.sleep(for: .milliseconds(300))
+                try await eventually(within: .seconds(10)) { harness.listener.requestsInFlight == memberIDs.count }
                 async let drained: Void = harness.listener.drain()
-                try await Task.sleep(for: .milliseconds(100))
-                releaseSignal.yield()
+                try await eventually(within: .seconds(10)) { pos.goaway != nil }   // the drain has begun
+                try await lock.release()
                 await drained
                 var answers: [String: POSStatus?] = [:]
                 for try await (txn, status) in group { answers[txn] = status }
                 return answers
             }
-            try await locker.value
             let unanswered = answers.filter { $0.value == nil }.keys.sorted()
             #expect(unanswered.isEmpty, "requests left without an answer: \(unanswered)")
             let rows = try await harness.client.query("SELECT pos_transaction_id FROM pos_checkouts")
@@ -340,32 +330,25 @@ struct POSCheckoutTests {
         try await POSHarness.with(limits: limits, commitLimits: commitLimits) { harness in
             let first = try await harness.member(card: "CARD-Q-1")
             let second = try await harness.member(card: "CARD-Q-2")
-            let (locked, lockedSignal) = AsyncStream<Void>.makeStream()
-            let (release, releaseSignal) = AsyncStream<Void>.makeStream()
-            let locker = Task {
-                try await harness.client.withTransaction(logger: TestServices.logger) { connection in
-                    _ = try await connection.query("SELECT member_id FROM members WHERE member_id = \(first) FOR UPDATE", logger: TestServices.logger)
-                    lockedSignal.yield()
-                    for await _ in release { break }
-                }
-            }
-            for await _ in locked { break }
+            let lock = try await RowLock.hold(harness.client, "SELECT member_id FROM members WHERE member_id = \(first) FOR UPDATE")
             let a = try await harness.authenticated()
             let b = try await harness.authenticated()
             let c = try await harness.authenticated()
             defer { Task { await a.close(); await c.close() } }
             let blocked = Task { try await a.call(.commit, commitRequest("T-Q-1", member: first)) }
-            try await Task.sleep(for: .milliseconds(300))   // its batch is in PostgreSQL, waiting for the lock
+            try await eventually(within: .seconds(10)) {   // its batch is in PostgreSQL, waiting for the lock
+                (try? await harness.waitingOnLocks()) ?? 0 > 0
+            }
             let queued = Task { try? await b.call(.commit, commitRequest("T-Q-2", member: second)) }
-            try await Task.sleep(for: .milliseconds(300))   // queued behind it
+            try await eventually(within: .seconds(10)) { harness.listener.requestsInFlight == 2 }   // queued behind it
             // Two requests in flight on the server: a third is refused at once.
             let busy = try await c.send(.lookup, lookup(card: "CARD-Q-1"), as: Loyalty_Pos_V1_MemberSummary.self)
             #expect(busy.outcome == "resourceExhausted/server_busy")
             await b.close()
             _ = await queued.value
-            try await Task.sleep(for: .milliseconds(200))   // the server notices the close and cancels the request
-            releaseSignal.yield()
-            try await locker.value
+            // The server notices the close and cancels the queued request, which gives its slot back.
+            try await eventually(within: .seconds(10)) { harness.listener.requestsInFlight == 1 }
+            try await lock.release()
             #expect(try await blocked.value.status == .ok)
             let rows = try await harness.client.query("SELECT pos_transaction_id FROM pos_checkouts ORDER BY 1")
             var applied: [String] = []

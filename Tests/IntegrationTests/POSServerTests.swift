@@ -75,6 +75,16 @@ struct POSHarness: Sendable {
 
     func connect() async throws -> POSClient { try await POSClient.connect(host: "127.0.0.1", port: port) }
 
+    /// Backends of the test database's checkout connections waiting for a lock.
+    func waitingOnLocks() async throws -> Int64 {
+        let rows = try await client.query("""
+            SELECT count(*)::int8 FROM pg_stat_activity
+            WHERE datname = current_database() AND application_name = 'loyalty-checkout' AND wait_event_type = 'Lock'
+            """)
+        for try await count in rows.decode(Int64.self) { return count }
+        return 0
+    }
+
     func authenticated() async throws -> POSClient {
         let pos = try await connect()
         try await pos.hello(terminalID: terminalID, secret: secret)

@@ -96,16 +96,7 @@ struct CommitBatcherTests {
             let writer = try await CheckoutWriter.connect(url: url, connections: 1, logger: TestServices.logger)
             let batcher = CommitBatcher(writer: writer)
             // The members are locked, so the batch waits inside PostgreSQL until its backend is terminated.
-            let (locked, lockedSignal) = AsyncStream<Void>.makeStream()
-            let (release, releaseSignal) = AsyncStream<Void>.makeStream()
-            let locker = Task {
-                try await client.withTransaction(logger: TestServices.logger) { connection in
-                    _ = try await connection.query("SELECT member_id FROM members FOR UPDATE", logger: TestServices.logger)
-                    lockedSignal.yield()
-                    for await _ in release { break }
-                }
-            }
-            for await _ in locked { break }
+            let lock = try await RowLock.hold(client, "SELECT member_id FROM members FOR UPDATE")
             let outcomes = try await withThrowingTaskGroup(of: (Result<CommitAnswer, LedgerStoreError>, Duration).self) { group in
                 for (index, member) in ids.enumerated() {
                     group.addTask {
@@ -139,8 +130,7 @@ struct CommitBatcherTests {
                 for try await (result, _) in group { results.append((result, ContinuousClock.now - killedAt)) }
                 return results
             }
-            releaseSignal.yield()
-            try await locker.value
+            try await lock.release()
             #expect(outcomes.count == ids.count)
             for (result, after) in outcomes {
                 guard case .failure(let error) = result, case .unavailable = error else {

@@ -25,6 +25,15 @@ struct PostgresTextLiteralTests {
                          CheckoutLine(lineID: "ß", quantity: 1, paidMinor: 0, award: 0)]
             let json = CheckoutWriter.linesJSON(lines)
             #expect(try JSONDecoder().decode([CheckoutLine].self, from: Data(json.utf8)) == lines)
+            #expect(try JSONDecoder().decode(String.self, from: Data(JSONText.quoted("tab\there \u{1}").utf8)) == "tab\there \u{1}")
+
+            // Timestamps keep the till's milliseconds exactly, also where the Double sits just below them.
+            for milliseconds: Int64 in [1_764_756_000_001, 1_764_756_000_123, 1_764_756_000_999, 1_000, 0] {
+                let date = Date(timeIntervalSince1970: Double(milliseconds) / 1_000)
+                let read = try await writer.pool.execute(
+                    "SELECT (extract(epoch FROM $1::timestamptz) * 1000)::bigint", [PostgresTextLiteral.timestamp(date)])
+                #expect(read.scalar == String(milliseconds), "\(PostgresTextLiteral.timestamp(date))")
+            }
             let stored = try await writer.pool.execute(
                 "SELECT (($1::jsonb[])[1] -> 0 ->> 'line_id')", [PostgresTextLiteral.array([json])])
             #expect(stored.scalar == "A \"1\"\n\\")

@@ -439,8 +439,8 @@ BEGIN
         IF v_op < 0.25 THEN
             -- A hold first (it may fail alike on both sides), then the commit naming it.
             v_hold_amount := 1 + (random() * 300)::bigint;
-            v_old_state := pg_temp.sqlstate_of(format('SELECT pos_hold(%L, %L, %L, %L, %L, %s, %s, now() + interval ''5 minutes'')',
-                'pos:t9', 'hold:o' || v_step, '\x01', 't9', 'o' || v_step, v_pair.old_member, v_hold_amount));
+            v_old_state := pg_temp.sqlstate_of(format('SELECT pos_hold(%L, %L, %L, %s, %s, now() + interval ''5 minutes'', %L)',
+                'pos:t9', 'hold:o' || v_step, '\x01', v_pair.old_member, v_hold_amount, 't9'));
             BEGIN
                 v_new := checkout_hold('pos:t9', 'hold:n' || v_step, '\x01', 't9', 'n' || v_step, v_pair.new_member,
                                        v_hold_amount, now() + interval '5 minutes');

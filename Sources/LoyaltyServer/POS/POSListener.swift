@@ -65,6 +65,8 @@ public final class POSListener: Service {
     public var boundPort: Int { serverChannel.localAddress?.port ?? port }
     public var openConnections: Int { connections.openCount }
     public var unauthenticatedConnections: Int { connections.unauthenticatedCount }
+    /// Requests admitted and not yet answered, over all connections.
+    public var requestsInFlight: Int { connections.requestsInFlight }
 
     /// Bytes queued for writing over all open connections (what a till that does not read can make us hold).
     func bufferedOutboundBytes() async -> Int {

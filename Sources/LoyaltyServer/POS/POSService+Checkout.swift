@@ -44,7 +44,7 @@ extension POSService {
         }
         let loaded = rules.rules(at: purchasedAt)
         let snapshot: CachedMember?
-        do { snapshot = try await pricingSnapshot(memberID: request.memberID, cacheFirst: true) } catch { return Self.failure(error, logger: logger) }
+        do { snapshot = try await pricingSnapshot(memberID: request.memberID, cacheFirst: true, fillCache: true) } catch { return Self.failure(error, logger: logger) }
         guard let snapshot else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
         let pricing = Self.pricing(snapshot)
         let quote: Quote
@@ -116,7 +116,7 @@ extension POSService {
         for attempt in 1...CheckoutLimits.pricingAttempts {
             // The cached snapshot first; after a tier_changed refusal, PostgreSQL (the snapshot was old).
             let snapshot: CachedMember?
-            do { snapshot = try await pricingSnapshot(memberID: request.memberID, cacheFirst: attempt == 1) } catch { return Self.failure(error, logger: logger) }
+            do { snapshot = try await pricingSnapshot(memberID: request.memberID, cacheFirst: attempt == 1, fillCache: false) } catch { return Self.failure(error, logger: logger) }
             guard let snapshot else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
             let pricing = Self.pricing(snapshot)
             // The cap is the basket's: held points count as the member's, and the ledger checks the balance.
@@ -262,10 +262,12 @@ extension POSService {
 
     /// The member snapshot a basket is priced from. From the cache, without a PostgreSQL read, when `cacheFirst`
     /// and the cached snapshot carries pricing facts of the campaigns version this server has loaded (a segment
-    /// refresh, or a campaign or tier change, moves the version); otherwise read from PostgreSQL (one query) and
-    /// put in the cache for the next purchase. The commit still refuses a tier that changed since (tier_changed),
-    /// and is priced again from PostgreSQL. Nil: no such member.
-    func pricingSnapshot(memberID: Int64, cacheFirst: Bool) async throws(LedgerStoreError) -> CachedMember? {
+    /// refresh, or a campaign or tier change, moves the version); otherwise read from PostgreSQL (one query) and,
+    /// with `fillCache`, put in the cache for the next purchase. A commit passes false: its own answer refreshes the
+    /// cache (with these facts) right after the write, so a put here would be a Redis flight for nothing. The
+    /// commit still refuses a tier that changed since (tier_changed), and is priced again from PostgreSQL. Nil: no
+    /// such member.
+    func pricingSnapshot(memberID: Int64, cacheFirst: Bool, fillCache: Bool) async throws(LedgerStoreError) -> CachedMember? {
         if cacheFirst, let cache, case .hit(let member) = await cache.member(id: memberID),
            let facts = member.pricing, facts.campaignsVersion == campaigns.pricingVersion {
             return member
@@ -274,7 +276,7 @@ extension POSService {
         guard let member = try? JSONDecoder().decode(CachedMember.self, from: data), member.pricing != nil else {
             throw .invariantViolated("pos_member_snapshot answered without pricing facts; are the migrations current?")
         }
-        if member.status != "erased" { await refresh(member) }
+        if fillCache, member.status != "erased" { await refresh(member) }
         return member
     }
 

@@ -188,11 +188,7 @@ public struct POSRefund: Sendable, Codable, Equatable {
         self.originalTerminalID = originalTerminalID
         self.originalPOSTransactionID = originalPOSTransactionID
         self.returning = returning
-        self.explanationJSON = "{\"refund_id\":\(Self.jsonString(refundID))}"
-    }
-
-    static func jsonString(_ text: String) -> String {
-        (try? String(decoding: JSONEncoder().encode(text), as: UTF8.self)) ?? "\"\""
+        self.explanationJSON = "{\"refund_id\":\(JSONText.quoted(refundID))}"
     }
 }
 

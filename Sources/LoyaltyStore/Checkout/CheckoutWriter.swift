@@ -121,7 +121,7 @@ public final class CheckoutWriter: Sendable {
     /// a large share of a commit's CPU.
     static func linesJSON(_ lines: [CheckoutLine]) -> String {
         "[" + lines.map { line in
-            "{\"line_id\":\(PostgresTextLiteral.jsonString(line.lineID)),\"quantity\":\(line.quantity),\"paid_minor\":\(line.paidMinor),\"award\":\(line.award)}"
+            "{\"line_id\":\(JSONText.quoted(line.lineID)),\"quantity\":\(line.quantity),\"paid_minor\":\(line.paidMinor),\"award\":\(line.award)}"
         }.joined(separator: ",") + "]"
     }
 

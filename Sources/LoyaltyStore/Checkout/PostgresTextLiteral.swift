@@ -1,4 +1,5 @@
 import Foundation
+import LoyaltyCore
 
 /// Text-format values for libpq parameters (`PipelineParameter.text`): array literals, bytea, timestamps. The
 /// server parses them with the type's input function, so the rules are PostgreSQL's: an array element is
@@ -27,44 +28,20 @@ enum PostgresTextLiteral {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// JSON text of a string value (quotes, backslashes and control characters escaped), for hand-built JSON.
-    static func jsonString(_ text: String) -> String {
-        var bytes: [UInt8] = [UInt8(ascii: "\"")]
-        bytes.reserveCapacity(text.utf8.count + 2)
-        let hex = Array("0123456789abcdef".utf8)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                bytes.append(UInt8(ascii: "\\"))
-                bytes.append(byte)
-            case 0..<0x20:
-                bytes.append(contentsOf: "\\u00".utf8)
-                bytes.append(hex[Int(byte >> 4)])
-                bytes.append(hex[Int(byte & 0x0F)])
-            default:
-                bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    static func array(_ elements: [Int64?]) -> String { array(elements.map { $0.map(String.init) }) }
-
     /// bytea's hex input form.
     static func bytea(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = Array("\\x".utf8)
-        text.reserveCapacity(2 + bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        "\\x" + HexDigits.lowercase(bytes)
     }
 
-    /// RFC 3339 in UTC with milliseconds, which timestamptz's input reads exactly.
+    /// RFC 3339 in UTC with milliseconds, which timestamptz's input reads exactly. The milliseconds are rounded
+    /// from the Date (a till's `purchased_at_ms` comes back as a Double that may sit just below it) and written
+    /// from the integer, so a stored time is never a millisecond early.
     static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1_000).rounded())
+        let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1_000)
+        let (wholeSeconds, millisecond) = fraction < 0 ? (seconds - 1, fraction + 1_000) : (seconds, fraction)
+        let text = Date(timeIntervalSince1970: Double(wholeSeconds)).formatted(Date.ISO8601FormatStyle())  // …:SSZ
+        let padded = String(millisecond + 1_000).dropFirst()
+        return text.dropLast() + "." + padded + "Z"
     }
 }

@@ -1,4 +1,5 @@
 import Crypto
+import LoyaltyCore
 import Foundation
 
 /// One `migrations/NNNN_name.sql` file: its version, name, text and SHA-256 checksum.
@@ -17,7 +18,7 @@ public struct MigrationFile: Sendable, Equatable {
         self.version = version
         self.name = name
         self.sql = sql
-        self.checksumHex = SHA256.hash(data: Data(sql.utf8)).map { String(format: "%02x", $0) }.joined()
+        self.checksumHex = HexDigits.lowercase(SHA256.hash(data: Data(sql.utf8)))
     }
 
     /// Reads every `*.sql` file of `directory`, ordered by version. Names must be `NNNN_lower_snake.sql` and

@@ -70,12 +70,9 @@ public struct CampaignMultiplier: Sendable, Hashable {
     public func isActive(at now: Date) -> Bool { startsAt <= now && now < endsAt }
 
     /// Why the campaign does not apply to this member at `now` (nil when it does; lines are checked separately).
-    func memberExclusion(tierCode: String, memberSegments: Set<Int64>, now: Date) -> String? {
-        if !isActive(at: now) {
-            return "not active now (runs from \(startsAt.ISO8601Format()) until before \(endsAt.ISO8601Format()))"
-        }
-        if let tierCodes, !tierCodes.contains(tierCode) { return "not for tier \(tierCode)" }
-        if requiresSegment, !memberSegments.contains(campaignID) { return "the member is not in its segment" }
+    func memberExclusion(tierCode: String, memberSegments: Set<Int64>) -> CampaignExclusion? {
+        if let tierCodes, !tierCodes.contains(tierCode) { return .notForTier(tierCode) }
+        if requiresSegment, !memberSegments.contains(campaignID) { return .notInSegment }
         return nil
     }
 

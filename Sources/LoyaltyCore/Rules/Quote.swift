@@ -12,26 +12,57 @@ public enum ExplanationRule: String, Sendable, Hashable, CaseIterable, Codable {
     case redemption
 }
 
-/// One step of how an award was reached: the rule, a human sentence, and when it applies the campaign and the
-/// rate or multiplier in basis points. Codable as `{"rule":…, "detail":…, "campaign_id":…, "effect_bp":…}`
-/// (absent fields omitted), so a stored ledger entry can say which rule gave what.
+/// One step of how an award was reached: the fact (rule and numbers) and, made from it, a human sentence and, when
+/// it applies, the campaign and the rate or multiplier in basis points. Codable as
+/// `{"rule":…, "detail":…, "campaign_id":…, "effect_bp":…}` (absent fields omitted), the full form a reader sees;
+/// the ledger stores the compact form (`CompactExplanation`). Two steps are equal when a reader sees the same.
 public struct ExplanationStep: Sendable, Hashable, Codable {
-    public let rule: ExplanationRule
-    public let detail: String
-    public let campaignID: Int64?
-    public let effectBp: Int64?
+    public let fact: ExplanationFact
 
+    public var rule: ExplanationRule { fact.rule }
+    public var detail: String { fact.detail }
+    public var campaignID: Int64? { fact.campaignID }
+    public var effectBp: Int64? { fact.effectBp }
+
+    public init(_ fact: ExplanationFact) { self.fact = fact }
+
+    /// A step known only by its words (read back from a full explanation).
     public init(rule: ExplanationRule, detail: String, campaignID: Int64? = nil, effectBp: Int64? = nil) {
-        self.rule = rule
-        self.detail = detail
-        self.campaignID = campaignID
-        self.effectBp = effectBp
+        self.fact = .text(rule: rule, detail: detail, campaignID: campaignID, effectBp: effectBp)
+    }
+
+    public static func == (left: Self, right: Self) -> Bool {
+        left.rule == right.rule && left.detail == right.detail && left.campaignID == right.campaignID
+            && left.effectBp == right.effectBp
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(rule)
+        hasher.combine(detail)
+        hasher.combine(campaignID)
+        hasher.combine(effectBp)
     }
 
     enum CodingKeys: String, CodingKey {
         case rule, detail
         case campaignID = "campaign_id"
         case effectBp = "effect_bp"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(rule: try container.decode(ExplanationRule.self, forKey: .rule),
+                  detail: try container.decode(String.self, forKey: .detail),
+                  campaignID: try container.decodeIfPresent(Int64.self, forKey: .campaignID),
+                  effectBp: try container.decodeIfPresent(Int64.self, forKey: .effectBp))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(rule, forKey: .rule)
+        try container.encode(detail, forKey: .detail)
+        try container.encodeIfPresent(campaignID, forKey: .campaignID)
+        try container.encodeIfPresent(effectBp, forKey: .effectBp)
     }
 }
 

@@ -29,17 +29,19 @@ public struct RulesEvaluator: Sendable {
 
     /// Quotes what `basket` earns for a member of tier `tierCode`, and how many points it could pay.
     ///
-    /// - campaigns: the campaigns that may apply (each id once); those inactive at `now`, for another tier or for
-    ///   a segment the member is not in (`memberSegments` holds the ids of campaigns whose segment the member is
-    ///   in) are listed in the quote's explanation as not applied.
-    /// - availableBalance: the member's spendable balance, ≥ 0.
+    /// - campaigns: the campaigns that may apply (each id once). One in force at `now` that targets a line of the
+    ///   basket but is for another tier or for a segment the member is not in (`memberSegments` holds the ids of
+    ///   campaigns whose segment the member is in) is listed in the explanation as not applied, with the reason;
+    ///   campaigns not in force, or targeting nothing in the basket, are left out.
+    /// - availableBalance: the member's spendable balance, ≥ 0; nil when the caller does not know it (a commit: the
+    ///   ledger checks the balance when it redeems), and the redemption cap is the basket's alone.
     /// - tierRateOverrideBp: a rate configured on the tier itself; wins over the rules' rates.
     public func quote(
         basket: Basket, tierCode: String, campaigns: [CampaignMultiplier], memberSegments: Set<Int64>,
-        now: Date, availableBalance: Int64, tierRateOverrideBp: Int64? = nil
+        now: Date, availableBalance: Int64?, tierRateOverrideBp: Int64? = nil
     ) throws(QuoteError) -> Quote {
         do { try basket.validate(currency: ruleSet.currency) } catch { throw .basket(error) }
-        guard availableBalance >= 0 else { throw .negativeBalance(availableBalance) }
+        if let availableBalance, availableBalance < 0 { throw .negativeBalance(availableBalance) }
         let rate = try rate(tierCode: tierCode, override: tierRateOverrideBp)
         var ids = Set<Int64>()
         for campaign in campaigns where !ids.insert(campaign.campaignID).inserted {
@@ -49,11 +51,17 @@ public struct RulesEvaluator: Sendable {
         let earn = ruleSet.earn
         var basketSteps: [ExplanationStep] = []
         var applying: [CampaignMultiplier] = []
-        for campaign in campaigns.sorted(by: { $0.campaignID < $1.campaignID }) {
-            if let why = campaign.memberExclusion(tierCode: tierCode, memberSegments: memberSegments, now: now) {
-                basketSteps.append(ExplanationStep(rule: .campaignNotApplied,
-                                                   detail: "campaign \(campaign.name): \(why)",
-                                                   campaignID: campaign.campaignID))
+        for campaign in campaigns.sorted(by: { $0.campaignID < $1.campaignID }) where campaign.isActive(at: now) {
+            if let why = campaign.memberExclusion(tierCode: tierCode, memberSegments: memberSegments) {
+                // Only a campaign that targeted something in this basket is worth a line: the others are noise
+                // that would grow with the program's campaign list.
+                let targeted = basket.lines.contains {
+                    campaign.matches($0) && !ruleSet.earn.excludedCategories.contains($0.category)
+                }
+                if targeted {
+                    basketSteps.append(ExplanationStep(.campaignNotApplied(campaignID: campaign.campaignID,
+                                                                           name: campaign.name, why: why)))
+                }
             } else {
                 applying.append(campaign)
             }
@@ -69,30 +77,28 @@ public struct RulesEvaluator: Sendable {
             paidTotal += paid  // validated: the basket total fits
             if !ruleSet.redemption.nonRedeemableCategories.contains(line.category) { redeemablePaid += paid }
             if earn.excludedCategories.contains(line.category) {
-                drafts.append(LineDraft(line: line, paid: paid, numerator: nil, steps: [ExplanationStep(
-                    rule: .excluded, detail: "category \(line.category) is excluded from earning")]))
+                drafts.append(LineDraft(line: line, paid: paid, numerator: nil,
+                                        steps: [ExplanationStep(.excluded(category: line.category))]))
                 continue
             }
             earningPaid += paid
             drafts.append(try draft(line: line, paid: paid, rate: rate, campaigns: applying))
         }
 
-        let unitName = earn.unit == .points ? "points" : "cashback minor units"
         let belowMinimum = earningPaid < earn.minimumBasketMinor
         let awards: [Int64]
         if belowMinimum {
-            let detail = "earning lines paid \(earningPaid), below the minimum basket of \(earn.minimumBasketMinor): "
-                + "nothing earned"
-            basketSteps.append(ExplanationStep(rule: .minimumBasket, detail: detail))
+            let step = ExplanationStep(.minimumBasketNotMet(earningPaidMinor: earningPaid,
+                                                            minimumMinor: earn.minimumBasketMinor))
+            basketSteps.append(step)
             for index in drafts.indices where drafts[index].numerator != nil {
-                drafts[index].steps = [ExplanationStep(rule: .minimumBasket, detail: detail)]
+                drafts[index].steps = [step]
             }
             awards = drafts.map { _ in 0 }
         } else {
-            basketSteps.append(ExplanationStep(
-                rule: .minimumBasket,
-                detail: "earning lines paid \(earningPaid), at least the minimum basket of \(earn.minimumBasketMinor)"))
-            awards = try round(&drafts, unitName: unitName, basketSteps: &basketSteps)
+            basketSteps.append(ExplanationStep(.minimumBasketMet(earningPaidMinor: earningPaid,
+                                                                 minimumMinor: earn.minimumBasketMinor)))
+            awards = try round(&drafts, unit: earn.unit, basketSteps: &basketSteps)
         }
 
         var total: Int64 = 0
@@ -125,16 +131,12 @@ public struct RulesEvaluator: Sendable {
         if let override {
             let limit = ruleSet.earn.unit == .points ? RuleLimits.maxPointsRateBp : RuleLimits.maxCashbackRateBp
             guard (0...limit).contains(override) else { throw .invalidTierRate(override) }
-            return (override, ExplanationStep(
-                rule: .tierRate, detail: "tier \(tierCode) earns \(override) bp of the paid amount (set on the tier)",
-                effectBp: override))
+            return (override, ExplanationStep(.tierOwnRate(tier: tierCode, bp: override)))
         }
         let (rate, fromTier) = ruleSet.rateBp(forTier: tierCode)
         return (rate, fromTier
-            ? ExplanationStep(rule: .tierRate, detail: "tier \(tierCode) earns \(rate) bp of the paid amount",
-                              effectBp: rate)
-            : ExplanationStep(rule: .baseRate, detail: "default rate \(rate) bp of the paid amount "
-                                + "(tier \(tierCode) has no own rate)", effectBp: rate))
+            ? ExplanationStep(.tierRate(tier: tierCode, bp: rate))
+            : ExplanationStep(.defaultRate(tier: tierCode, bp: rate)))
     }
 
     private func draft(
@@ -146,16 +148,11 @@ public struct RulesEvaluator: Sendable {
         var product = RuleLimits.bpPerUnit
         if let bp = ruleSet.earn.skuMultipliersBp[line.sku] {
             product = bp
-            let overrides = ruleSet.earn.categoryMultipliersBp[line.category] != nil
-                ? "; wins over category \(line.category)" : ""
-            steps.append(ExplanationStep(rule: .skuMultiplier,
-                                         detail: "SKU \(line.sku) \(ExactArithmetic.times(bp))\(overrides)",
-                                         effectBp: bp))
+            let overridden = ruleSet.earn.categoryMultipliersBp[line.category] != nil ? line.category : nil
+            steps.append(ExplanationStep(.skuMultiplier(sku: line.sku, bp: bp, overridesCategory: overridden)))
         } else if let bp = ruleSet.earn.categoryMultipliersBp[line.category] {
             product = bp
-            steps.append(ExplanationStep(rule: .categoryMultiplier,
-                                         detail: "category \(line.category) \(ExactArithmetic.times(bp))",
-                                         effectBp: bp))
+            steps.append(ExplanationStep(.categoryMultiplier(category: line.category, bp: bp)))
         }
 
         var campaignBp = RuleLimits.bpPerUnit
@@ -168,16 +165,14 @@ public struct RulesEvaluator: Sendable {
                 let (sum, overflow) = campaignBp.addingReportingOverflow(bp - RuleLimits.bpPerUnit)
                 guard !overflow else { throw .overflow("the campaign multiplier of line \(line.lineID)") }
                 campaignBp = sum
-                steps.append(ExplanationStep(rule: .campaign,
-                                             detail: "campaign \(campaign.name) \(ExactArithmetic.times(bp))",
-                                             campaignID: campaign.campaignID, effectBp: bp))
+                steps.append(ExplanationStep(.campaignMultiplier(campaignID: campaign.campaignID, name: campaign.name,
+                                                                 bp: bp)))
             case .extraRate(let bp):
                 let (sum, overflow) = extraBp.addingReportingOverflow(bp)
                 guard !overflow else { throw .overflow("the extra rate of line \(line.lineID)") }
                 extraBp = sum
-                steps.append(ExplanationStep(rule: .campaign,
-                                             detail: "campaign \(campaign.name) adds \(bp) bp of the paid amount",
-                                             campaignID: campaign.campaignID, effectBp: bp))
+                steps.append(ExplanationStep(.campaignExtraRate(campaignID: campaign.campaignID, name: campaign.name,
+                                                                bp: bp)))
             }
         }
         guard let factor = ExactArithmetic.factor(rateBp: rate, productBp: product, campaignBp: campaignBp,
@@ -190,7 +185,7 @@ public struct RulesEvaluator: Sendable {
 
     /// Whole awards per line, as the rounding mode says; adds a rounding step to every earning line.
     private func round(
-        _ drafts: inout [LineDraft], unitName: String, basketSteps: inout [ExplanationStep]
+        _ drafts: inout [LineDraft], unit: LedgerUnit, basketSteps: inout [ExplanationStep]
     ) throws(QuoteError) -> [Int64] {
         let d = ExactArithmetic.denominator
         var awards = drafts.map { draft in draft.numerator.map { Int64($0 / d) } ?? 0 }
@@ -198,12 +193,11 @@ public struct RulesEvaluator: Sendable {
         case .floorPerLine:
             for index in drafts.indices {
                 guard let numerator = drafts[index].numerator else { continue }
-                drafts[index].steps.append(ExplanationStep(
-                    rule: .rounding, detail: "paid \(drafts[index].paid) gives exactly "
-                        + "\(ExactArithmetic.decimal(numerator)) \(unitName), floored per line to \(awards[index])"))
+                drafts[index].steps.append(ExplanationStep(.roundedPerLine(
+                    unit: unit, paidMinor: drafts[index].paid, exact: ExactArithmetic.decimal(numerator),
+                    award: awards[index])))
             }
-            basketSteps.append(ExplanationStep(
-                rule: .rounding, detail: "floor_per_line: each line floored, the total is the sum of the lines"))
+            basketSteps.append(ExplanationStep(.roundingPerLine))
         case .floorPerBasket:
             var exactTotal: UInt128 = 0
             for draft in drafts {
@@ -229,33 +223,28 @@ public struct RulesEvaluator: Sendable {
             }
             for index in drafts.indices {
                 guard let numerator = drafts[index].numerator else { continue }
-                let extra = bonus.contains(index)
-                    ? ", + 1 left over from the basket total (largest remainder) = \(awards[index])" : ""
-                drafts[index].steps.append(ExplanationStep(
-                    rule: .rounding, detail: "paid \(drafts[index].paid) gives exactly "
-                        + "\(ExactArithmetic.decimal(numerator)) \(unitName); floor \(Int64(numerator / d))\(extra)"))
+                drafts[index].steps.append(ExplanationStep(.roundedInBasket(
+                    unit: unit, paidMinor: drafts[index].paid, exact: ExactArithmetic.decimal(numerator),
+                    floor: Int64(numerator / d), award: awards[index])))
             }
-            basketSteps.append(ExplanationStep(
-                rule: .rounding, detail: "floor_per_basket: exact total \(ExactArithmetic.decimal(exactTotal)) "
-                    + "\(unitName) floored once to \(total), split over the lines by largest remainder"))
+            basketSteps.append(ExplanationStep(.roundingPerBasket(
+                unit: unit, exactTotal: ExactArithmetic.decimal(exactTotal), total: total)))
         }
         return awards
     }
 
     /// min(balance, floor(max share × redeemable paid / 10_000 / point value)), or 0 below the minimum points.
-    private func maxRedeemable(redeemablePaid: Int64, balance: Int64, steps: inout [ExplanationStep]) -> Int64 {
+    /// With `balance` nil (not known: a commit, whose ledger call checks it) the cap alone.
+    private func maxRedeemable(redeemablePaid: Int64, balance: Int64?, steps: inout [ExplanationStep]) -> Int64 {
         let rules = ruleSet.redemption
         // maxShare ≤ 10_000 and pointValue ≥ 1, so the cap is at most redeemablePaid: it fits in Int64.
         let cap = Int64(UInt128(rules.maxShareOfBasketBp) * UInt128(redeemablePaid)
             / (ExactArithmetic.bp * UInt128(rules.pointValueMinor)))
-        let best = min(balance, cap)
+        let best = balance.map { min($0, cap) } ?? cap
         let result = best >= rules.minimumPoints ? best : 0
-        var detail = "at most \(ExactArithmetic.percent(rules.maxShareOfBasketBp)) of \(redeemablePaid) redeemable "
-            + "paid at \(rules.pointValueMinor) minor per point = \(cap); balance \(balance)"
-        detail += result == 0 && best > 0
-            ? "; \(best) is below the minimum of \(rules.minimumPoints) points: 0"
-            : "; max redeemable \(result)"
-        steps.append(ExplanationStep(rule: .redemption, detail: detail, effectBp: rules.maxShareOfBasketBp))
+        steps.append(ExplanationStep(.redemptionCap(
+            shareBp: rules.maxShareOfBasketBp, redeemablePaidMinor: redeemablePaid, pointValueMinor: rules.pointValueMinor,
+            cap: cap, balance: balance, minimumPoints: rules.minimumPoints, maxRedeemable: result)))
         return result
     }
 }

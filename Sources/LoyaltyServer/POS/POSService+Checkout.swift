@@ -59,7 +59,7 @@ extension POSService {
         response.totalAward = quote.totalAward
         response.maxRedeemablePoints = quote.maxRedeemablePoints
         response.rulesVersion = loaded.version
-        response.explanationJson = Self.json(quote.explanation)
+        response.explanationJson = ExplanationJSON.steps(quote.explanation)
         response.paidTotalMinor = quote.paidTotalMinor
         return .ok(response)
     }
@@ -121,7 +121,7 @@ extension POSService {
             let pricing = Self.pricing(snapshot)
             // The cap is the basket's: held points count as the member's, and the ledger checks the balance.
             let quote: Quote
-            switch evaluate(request.basket, loaded: loaded, pricing: pricing, purchasedAt: purchasedAt, availableBalance: Int64.max / 4) {
+            switch evaluate(request.basket, loaded: loaded, pricing: pricing, purchasedAt: purchasedAt, availableBalance: nil) {
             case .success(let value): quote = value
             case .failure(let early): return early.outcome
             }
@@ -139,7 +139,7 @@ extension POSService {
             let expiresAt = loaded.ruleSet.expiryDays == 0 ? nil : purchasedAt.addingTimeInterval(Double(loaded.ruleSet.expiryDays) * days)
             let priced = POSCommitPricing(
                 pricedAtTier: pricing.tierCode, unit: quote.unit, award: quote.totalAward, availableAt: availableAt,
-                expiresAt: expiresAt, rulesVersion: loaded.version, explanationJSON: Self.json(quote),
+                expiresAt: expiresAt, rulesVersion: loaded.version, explanationJSON: CompactExplanation.encode(quote),
                 spendMinor: quote.paidTotalMinor, paidTotalMinor: quote.paidTotalMinor,
                 lines: quote.lines.map { CheckoutLine(lineID: $0.lineID, quantity: $0.quantity, paidMinor: $0.paidMinor, award: $0.award) })
             do {
@@ -167,7 +167,7 @@ extension POSService {
                     award.quantity = line.quantity
                     award.paidMinor = line.paidMinor
                     award.award = line.award
-                    if let priced = explained[line.lineID], priced.award == line.award { award.explanationJson = Self.json(priced.explanation) }
+                    if let priced = explained[line.lineID], priced.award == line.award { award.explanationJson = ExplanationJSON.steps(priced.explanation) }
                     return award
                 }
                 response.tierCode = member.tierCode
@@ -287,7 +287,7 @@ extension POSService {
     }
 
     func evaluate(
-        _ wire: Loyalty_Pos_V1_Basket, loaded: LoadedRules, pricing: MemberPricing, purchasedAt: Date, availableBalance: Int64
+        _ wire: Loyalty_Pos_V1_Basket, loaded: LoadedRules, pricing: MemberPricing, purchasedAt: Date, availableBalance: Int64?
     ) -> Result<Quote, POSOutcomeError> {
         let basket: Basket
         switch Self.basket(wire) {
@@ -332,18 +332,12 @@ extension POSService {
         award.quantity = line.quantity
         award.paidMinor = line.paidMinor
         award.award = line.award
-        award.explanationJson = json(line.explanation)
+        award.explanationJson = ExplanationJSON.steps(line.explanation)
         return award
     }
 
     static func balances(_ balances: MemberBalances) -> Loyalty_Pos_V1_Balances {
         .with { $0.available = balances.available; $0.pending = balances.pending; $0.held = balances.held }
-    }
-
-    static func json(_ value: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "{}"
     }
 
     /// A ledger error as the till sees it: a status that says whether to retry, a stable code, and a message.

@@ -26,8 +26,24 @@ public struct LedgerHistoryEntry: Sendable, Codable, Equatable {
     public var occurredAt: String
     public var recordedAt: String
     public var movements: [Movement]
-    /// The explanation JSON as stored (which rule, tier and campaign gave what).
+    /// Which rule, tier and campaign gave what: the full form a reader sees. A purchase stores its explanation
+    /// compactly (`CompactExplanation`); `LedgerStore.history` renders it into this form.
     public var explanation: JSONValue
+
+    /// The entry with a compact stored explanation rendered into the full quote; other explanations (adjustments,
+    /// campaigns, reversals, entries written before the compact form) unchanged. One that cannot be read is kept
+    /// as stored rather than failing the page.
+    func renderingExplanation() -> LedgerHistoryEntry {
+        guard case .object(let object) = explanation, CompactExplanation.isCompact(topLevelKeys: object.keys) else { return self }
+        do {
+            let quote = try CompactExplanation.decode(try JSONEncoder().encode(explanation), rulesVersion: rulesVersion)
+            var rendered = self
+            rendered.explanation = try JSONDecoder().decode(JSONValue.self, from: try JSONEncoder().encode(quote))
+            return rendered
+        } catch {
+            return self
+        }
+    }
 }
 
 /// A page of history, newest first. `nextCursor` is the entry id to pass as `before` for the next page.
@@ -62,7 +78,7 @@ extension LedgerStore {
             ) page
             """)
         let next = page.count == Int(pageSize) ? page.last?.entryId : nil
-        return LedgerHistoryPage(entries: page, nextCursor: next)
+        return LedgerHistoryPage(entries: page.map { $0.renderingExplanation() }, nextCursor: next)
     }
 }
 

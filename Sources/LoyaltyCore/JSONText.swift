@@ -1,9 +1,7 @@
-import LoyaltyCore
-
 /// JSON text written by hand where an encoder would cost more than the value: a string as a JSON string, with
 /// quotes, backslashes and control characters escaped.
-enum JSONText {
-    static func quoted(_ text: String) -> String {
+public enum JSONText {
+    public static func quoted(_ text: String) -> String {
         var bytes: [UInt8] = [UInt8(ascii: "\"")]
         bytes.reserveCapacity(text.utf8.count + 2)
         for byte in text.utf8 {

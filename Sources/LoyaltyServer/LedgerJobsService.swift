@@ -41,7 +41,8 @@ public struct LedgerJobsService: Service {
     }
 
     /// Tier review with the policy of the rules in force: members not reviewed for `review_every_days` may drop
-    /// one rank once their last change is older than the grace period.
+    /// one rank once their last change is older than the grace period. Members it changed get their cached
+    /// snapshots marked old.
     func reviewTiers() async {
         guard let tiers, let rules else { return }
         let policy = rules.current.ruleSet.tierReview
@@ -53,6 +54,8 @@ public struct LedgerJobsService: Service {
                 reviewed += batch.reviewed
                 upgraded += batch.upgraded
                 downgraded += batch.downgraded
+                // Tills read the tier from the cached snapshot: mark the changed members' snapshots old now.
+                if let cache { await cache.markOld(batch.changed, logger: logger) }
                 if batch.reviewed < batchSize { break }
             } catch {
                 logger.error("tier review failed", metadata: ["error": "\(error)"])

@@ -89,19 +89,40 @@ public struct TierStore: Sendable {
         }
     }
 
+    /// One batch of the tier review: how many members it looked at and changed, and the changed members with
+    /// their new ledger versions (a review that changes a tier raises the version, so cached snapshots can be
+    /// marked old).
+    public struct ReviewBatch: Sendable, Equatable {
+        public var reviewed: Int
+        public var upgraded: Int
+        public var downgraded: Int
+        public var changed: [(memberID: Int64, ledgerVersion: Int64)]
+
+        public static func == (left: Self, right: Self) -> Bool {
+            left.reviewed == right.reviewed && left.upgraded == right.upgraded && left.downgraded == right.downgraded
+                && left.changed.elementsEqual(right.changed) { $0 == $1 }
+        }
+    }
+
     /// Runs one batch of the tier review (members not reviewed for `reviewDays`).
     public func reviewBatch(batchSize: Int, reviewDays: Int, graceDays: Int, actor: String = "job:tier-review")
-        async throws -> (reviewed: Int, upgraded: Int, downgraded: Int)
+        async throws -> ReviewBatch
     {
         precondition(batchSize > 0 && batchSize <= 10_000 && reviewDays >= 0 && graceDays >= 0)
         let rows = try await client.query(
             "SELECT tier_review_due(\(Int32(batchSize)), \(Int32(reviewDays)), \(Int32(graceDays)), \(actor))::text",
             logger: logger)
         for try await text in rows.decode(String.self) {
-            let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Int] ?? [:]
-            return (object["reviewed"] ?? 0, object["upgraded"] ?? 0, object["downgraded"] ?? 0)
+            let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+            let changed = (object["changed"] as? [[Any]] ?? []).compactMap { pair -> (Int64, Int64)? in
+                guard pair.count == 2, let id = (pair[0] as? NSNumber)?.int64Value, let version = (pair[1] as? NSNumber)?.int64Value
+                else { return nil }
+                return (id, version)
+            }
+            return ReviewBatch(reviewed: object["reviewed"] as? Int ?? 0, upgraded: object["upgraded"] as? Int ?? 0,
+                               downgraded: object["downgraded"] as? Int ?? 0, changed: changed)
         }
-        return (0, 0, 0)
+        return ReviewBatch(reviewed: 0, upgraded: 0, downgraded: 0, changed: [])
     }
 
     /// The member's current tier code.

@@ -81,4 +81,39 @@ struct LedgerJobsTests {
             #expect(await cache.member(id: untouched) == .hit(snapshot(untouched, version: 0)))
         }
     }
+
+    @Test("a tier review that changes a member's tier marks the member's cached snapshot old; an unchanged one stays")
+    func tierReviewMarksCacheOld() async throws {
+        try await TestServices.withMigratedDatabase { _, client in
+            let ledger = LedgerStore(client: client, logger: TestServices.logger)
+            let members = MemberStore(client: client, logger: TestServices.logger)
+            let tiers = TierStore(client: client, logger: TestServices.logger)
+            _ = try await tiers.upsert(Tier(code: "silver", name: "Silver", rank: 1, qualificationSpendMinor: 10_000, qualificationWindowDays: 365))
+            let lapsed = try await members.create(NewMember())
+            let steady = try await members.create(NewMember())
+            try await client.query("""
+                UPDATE members SET tier_id = (SELECT tier_id FROM tiers WHERE code = 'silver'),
+                    tier_changed_at = now() - interval '90 days', tier_reviewed_at = now() - interval '40 days'
+                WHERE member_id = \(lapsed)
+                """)
+            try await client.query("UPDATE members SET tier_reviewed_at = now() - interval '40 days' WHERE member_id = \(steady)")
+
+            var configuration = MemberCache.Configuration()
+            configuration.namespace = "test-review-\(UUID().uuidString.prefix(8))"
+            let cache = try MemberCache(redis: try TestServices.redisClient(), configuration: configuration, logger: TestServices.logger)
+            func snapshot(_ id: Int64, tier: String) -> CachedMember {
+                CachedMember(memberID: id, tierCode: tier, tierName: tier, status: "active", cardNumber: nil,
+                             points: .init(available: 0), cashbackMinor: .init(available: 0), ledgerVersion: 0)
+            }
+            #expect(try await cache.put(snapshot(lapsed, tier: "silver")) == .stored)
+            #expect(try await cache.put(snapshot(steady, tier: "base")) == .stored)
+
+            let rules = try CurrentRules(directory: TestServices.packageRoot.appendingPathComponent("rules"), logger: TestServices.logger)
+            let jobs = LedgerJobsService(ledger: ledger, tiers: tiers, rules: rules, cache: cache, logger: TestServices.logger)
+            await jobs.runOnce()
+            #expect(try await tiers.tierCode(memberID: lapsed) == "base")
+            #expect(await cache.member(id: lapsed) == .miss)
+            #expect(await cache.member(id: steady) == .hit(snapshot(steady, tier: "base")))
+        }
+    }
 }

@@ -44,6 +44,12 @@ struct LedgerFixture: Sendable {
         return 0
     }
 
+    func ledgerVersion(_ member: Int64) async throws -> Int64 {
+        let rows = try await client.query("SELECT ledger_version FROM members WHERE member_id = \(member)")
+        for try await version in rows.decode(Int64.self) { return version }
+        return -1
+    }
+
     func audit() async throws -> LedgerAudit.Report {
         try await LedgerAudit(client: client, logger: TestServices.logger).run()
     }

@@ -58,9 +58,14 @@ struct TierStoreTests {
             _ = try await purchase(f, lapsed, spendMinor: 1_000)
             #expect(try await tiers.tierCode(memberID: lapsed) == "gold")
 
+            let versionBefore = try await f.ledgerVersion(lapsed)
             let result = try await tiers.reviewBatch(batchSize: 100, reviewDays: 30, graceDays: 30)
             #expect(result.reviewed == 2)
             #expect(result.downgraded == 1)
+            // The changed member is named with its raised version, so the server can mark cached snapshots old.
+            #expect(result.changed.map(\.memberID) == [lapsed])
+            #expect(result.changed.first?.ledgerVersion == versionBefore + 1)
+            #expect(try await f.ledgerVersion(lapsed) == versionBefore + 1)
             #expect(try await tiers.tierCode(memberID: lapsed) == "silver")  // one rank, not straight to base
             #expect(try await tiers.tierCode(memberID: recent) == "gold")
             // Reviewed members are not reviewed again until the next period.

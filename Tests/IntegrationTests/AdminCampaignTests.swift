@@ -199,7 +199,8 @@ struct AdminCampaignTests {
 
             let cancelled = try await api.call(.post, "/v1/campaigns/\(id)/cancel", token: api.admin)
             #expect(cancelled.json["state"]?.string == "cancelled", "\(cancelled.text)")
-            #expect(try await store.multipliers(lookbackDays: 30).isEmpty)
+            // Still loaded, for offline purchases made while it was in force; in force for none made from now on.
+            #expect(try await store.multipliers(lookbackDays: 30).allSatisfy { !$0.isActive(at: Date()) && $0.cancelledAt != nil })
             try await api.call(.post, "/v1/campaigns/\(id)/cancel", token: api.admin).expectProblem(.conflict, "conflict")
             try await api.call(.post, "/v1/campaigns/\(id + 100)/cancel", token: api.admin).expectProblem(.notFound, "not_found")
             try await api.call(.post, "/v1/campaigns/\(id + 100)/trigger", token: api.admin).expectProblem(.notFound, "unknown_campaign")

@@ -658,4 +658,39 @@ struct POSCheckoutTests {
             #expect(live.awarded == 160)  // groceries 20.00 × 200 bp = 40, own brand 30.00 × 200 bp × 2 = 120
         }
     }
+
+    @Test("an offline replay is priced with the campaigns in force at its purchase time: not one scheduled later with a backdated start, still one cancelled later")
+    func offlineReplayUsesCampaignsInForceThen() async throws {
+        try await POSHarness.with { harness in
+            let memberID = try await harness.member(card: "CARD-CO-9")
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            let now = Date()
+            let offlineSaleMs = Int64(now.timeIntervalSince1970 * 1_000) - 60_000
+            let store = CampaignStore(client: harness.client, logger: TestServices.logger)
+            // Live at the sale (scheduled two hours before it), cancelled after it.
+            let cancelledLater = try await store.createMultiplier(try CampaignMultiplier(
+                campaignID: 0, name: "Cancelled after the sale", startsAt: now.addingTimeInterval(-3_600),
+                endsAt: now.addingTimeInterval(3_600), effect: .multiplier(bp: 20_000)), state: "running", createdBy: "test")
+            try await harness.client.query(
+                "UPDATE campaigns SET scheduled_at = now() - interval '2 hours' WHERE campaign_id = \(cancelledLater)")
+            try await harness.client.query("UPDATE campaigns SET state = 'cancelled' WHERE campaign_id = \(cancelledLater)")
+            // Scheduled now, after the sale, with a start an hour back.
+            let backdated = try await store.createMultiplier(try CampaignMultiplier(
+                campaignID: 0, name: "Backdated", startsAt: now.addingTimeInterval(-3_600),
+                endsAt: now.addingTimeInterval(3_600), effect: .multiplier(bp: 15_000)), state: "running", createdBy: "test")
+            await harness.campaigns.refresh()
+            #expect(Set(harness.campaigns.current.map(\.campaignID)) == [cancelledLater, backdated])
+
+            // ×2 only: groceries 20 → 40, own brand 60 → 120. With both it would be ×2.5 (200).
+            let replayed = try #require(try await pos.send(
+                .commit, commitRequest("OFF-C1", member: memberID, purchasedAtMs: offlineSaleMs), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(replayed.awarded == 160)
+            #expect(replayed.lines[1].explanationJson.contains("Cancelled after the sale"))
+            #expect(!replayed.lines[1].explanationJson.contains("Backdated"))
+            // Now: ×1.5 only: 30 + 90.
+            let live = try #require(try await pos.send(.commit, commitRequest("LIVE-C1", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(live.awarded == 120)
+        }
+    }
 }

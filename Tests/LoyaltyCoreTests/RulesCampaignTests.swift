@@ -40,6 +40,24 @@ struct RulesCampaignTests {
         #expect(quote.explanation.filter { $0.rule == .campaignNotApplied }.isEmpty)
     }
 
+    @Test("in force: scheduled by the purchase time and not yet cancelled, inside the window")
+    func inForce() throws {
+        let window = (start: now.addingTimeInterval(-hour), end: now.addingTimeInterval(hour))
+        func make(scheduled: TimeInterval?, cancelled: TimeInterval?) throws -> CampaignMultiplier {
+            try CampaignMultiplier(campaignID: 1, name: "c", startsAt: window.start, endsAt: window.end,
+                                   effect: .multiplier(bp: 20_000), scheduledAt: scheduled.map { now.addingTimeInterval($0) },
+                                   cancelledAt: cancelled.map { now.addingTimeInterval($0) })
+        }
+        #expect(try make(scheduled: nil, cancelled: nil).isActive(at: now))
+        #expect(try make(scheduled: -1, cancelled: nil).isActive(at: now))
+        #expect(try make(scheduled: 0, cancelled: nil).isActive(at: now))
+        #expect(try !make(scheduled: 1, cancelled: nil).isActive(at: now))   // backdated window, scheduled after
+        #expect(try make(scheduled: -60, cancelled: 1).isActive(at: now))    // cancelled after the purchase
+        #expect(try !make(scheduled: -60, cancelled: 0).isActive(at: now))   // cancelled at the purchase time
+        #expect(try RulesFixture.quote(tenEuros, campaigns: [try make(scheduled: 1, cancelled: nil)]).totalAward == 10)
+        #expect(try RulesFixture.quote(tenEuros, campaigns: [try make(scheduled: -60, cancelled: 1)]).totalAward == 20)
+    }
+
     @Test("a segment-only campaign applies only to members of its segment")
     func segment() throws {
         let vip = try campaign(9, .multiplier(bp: 30_000), segment: true)

@@ -26,11 +26,16 @@ public struct CampaignMultiplier: Sendable, Hashable {
     public let skus: Set<String>?
     public let tierCodes: Set<String>?
     public let requiresSegment: Bool
+    /// When the campaign was scheduled (nil: known from the start): purchases made before it do not get it, even
+    /// inside a window that was backdated.
+    public let scheduledAt: Date?
+    /// When it was cancelled: purchases made from then on do not get it; those made before still do.
+    public let cancelledAt: Date?
 
     public init(
         campaignID: Int64, name: String, startsAt: Date, endsAt: Date, effect: Effect,
         categories: Set<String>? = nil, skus: Set<String>? = nil, tierCodes: Set<String>? = nil,
-        requiresSegment: Bool = false
+        requiresSegment: Bool = false, scheduledAt: Date? = nil, cancelledAt: Date? = nil
     ) throws(CampaignError) {
         guard !name.allSatisfy(\.isWhitespace), name.count <= RuleLimits.maxNameLength else {
             throw .invalidName(campaignID: campaignID)
@@ -61,13 +66,21 @@ public struct CampaignMultiplier: Sendable, Hashable {
         self.skus = skus
         self.tierCodes = tierCodes
         self.requiresSegment = requiresSegment
+        self.scheduledAt = scheduledAt
+        self.cancelledAt = cancelledAt
     }
 
     public var multiplierBp: Int64? { if case .multiplier(let bp) = effect { bp } else { nil } }
     public var extraRateBp: Int64? { if case .extraRate(let bp) = effect { bp } else { nil } }
 
-    /// Active in [startsAt, endsAt).
-    public func isActive(at now: Date) -> Bool { startsAt <= now && now < endsAt }
+    /// In force at `now`: inside [startsAt, endsAt), already scheduled, not yet cancelled. A purchase is priced
+    /// with the campaigns in force at its purchase time, so an offline replay gets what the till would have given.
+    public func isActive(at now: Date) -> Bool {
+        guard startsAt <= now, now < endsAt else { return false }
+        if let scheduledAt, now < scheduledAt { return false }
+        if let cancelledAt, now >= cancelledAt { return false }
+        return true
+    }
 
     /// Why the campaign does not apply to this member at `now` (nil when it does; lines are checked separately).
     func memberExclusion(tierCode: String, memberSegments: Set<Int64>) -> CampaignExclusion? {

@@ -21,23 +21,25 @@ public struct CampaignStore: Sendable {
         return 0
     }
 
-    /// Multiplier campaigns that can still apply to a purchase: live ones, and finished ones whose window ended
-    /// within `lookbackDays` (an offline till's purchase is priced by the campaigns in force at its time).
-    /// Cancelled campaigns never apply. A row the core refuses is skipped with a log line, not served.
+    /// Multiplier campaigns that can still apply to a purchase: live ones, and finished or cancelled ones whose
+    /// window ended within `lookbackDays`, with their scheduling and cancelling times: an offline till's purchase is
+    /// priced by the campaigns in force at its time (`CampaignMultiplier.isActive(at:)`). A campaign cancelled
+    /// before it started (or as it was scheduled) was never in force and is left out. A row the core refuses is skipped with a log line.
     public func multipliers(lookbackDays: Int) async throws -> [CampaignMultiplier] {
         let rows = try await client.query(
             """
             SELECT campaign_id, name, starts_at, ends_at, multiplier_bp, extra_rate_bp, categories, skus, tier_codes,
-                   segment_id IS NOT NULL
+                   segment_id IS NOT NULL, scheduled_at, cancelled_at
             FROM campaigns
-            WHERE kind = 'multiplier' AND state IN ('scheduled', 'running', 'finished')
+            WHERE kind = 'multiplier' AND state IN ('scheduled', 'running', 'finished', 'cancelled')
+              AND (cancelled_at IS NULL OR cancelled_at > greatest(starts_at, scheduled_at))
               AND ends_at > now() - make_interval(days => \(Int32(lookbackDays)))
             ORDER BY campaign_id
             LIMIT 1000
             """, logger: logger)
         var result: [CampaignMultiplier] = []
-        for try await (id, name, startsAt, endsAt, multiplier, extra, categories, skus, tiers, segmented) in rows.decode(
-            (Int64, String, Date, Date, Int64?, Int64?, [String]?, [String]?, [String]?, Bool).self)
+        for try await (id, name, startsAt, endsAt, multiplier, extra, categories, skus, tiers, segmented, scheduledAt, cancelledAt) in rows.decode(
+            (Int64, String, Date, Date, Int64?, Int64?, [String]?, [String]?, [String]?, Bool, Date?, Date?).self)
         {
             let effect: CampaignMultiplier.Effect
             if let multiplier { effect = .multiplier(bp: multiplier) } else { effect = .extraRate(bp: extra ?? 0) }
@@ -45,7 +47,7 @@ public struct CampaignStore: Sendable {
                 result.append(try CampaignMultiplier(
                     campaignID: id, name: name, startsAt: startsAt, endsAt: endsAt, effect: effect,
                     categories: categories.map(Set.init), skus: skus.map(Set.init), tierCodes: tiers.map(Set.init),
-                    requiresSegment: segmented))
+                    requiresSegment: segmented, scheduledAt: scheduledAt, cancelledAt: cancelledAt))
             } catch {
                 logger.error("campaign refused by the rules core; not applied", metadata: ["campaign": "\(id)", "error": "\(error)"])
             }

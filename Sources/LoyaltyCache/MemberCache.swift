@@ -114,6 +114,8 @@ public final class MemberCache: Sendable {
     let recoverySignal: RedisRecoverySignal?
     let epochState: Mutex<MemberCacheEpochState>
     let counters = MemberCacheCounters()
+    /// The prefix of every key this cache writes.
+    public var namespace: String { configuration.namespace }
 
     /// - Parameter recoverySignal: the signal given to `redis`'s `onRecovery`, so that an outage seen only by
     ///   other users of the client (health checks, PostgreSQL-only writes) also moves this cache to a new epoch.

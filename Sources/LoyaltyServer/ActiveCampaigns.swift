@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import LoyaltyCore
 import LoyaltyStore
+import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
@@ -34,6 +35,10 @@ public final class ActiveCampaigns: Sendable {
     }
 
     public var current: [CampaignMultiplier] { state.withLock { $0.campaigns } }
+    /// The loaded campaigns with their version, read together (version nil: no campaign store, nothing to check).
+    public var loaded: LoadedCampaigns {
+        state.withLock { state in LoadedCampaigns(version: store == nil ? nil : state.version, campaigns: state.campaigns) }
+    }
     /// The `campaigns_version` the loaded campaigns are of (-1 before the first load).
     public var version: Int64 { state.withLock { $0.version } }
 
@@ -69,20 +74,63 @@ public final class ActiveCampaigns: Sendable {
     }
 }
 
-/// Polls for campaign changes until shutdown.
+/// Campaigns as loaded, with the `campaigns_version` they belong to.
+public struct LoadedCampaigns: Sendable {
+    public var version: Int64?
+    public var campaigns: [CampaignMultiplier]
+}
+
+/// Keeps the loaded campaigns current until shutdown: reloads when PostgreSQL notifies a change (channel
+/// `loyalty_campaigns`, migration 0017: within milliseconds of the change committing), and polls every
+/// `pollInterval` in case a notification was missed (the listening connection lost). Commits do not depend on
+/// either: the ledger refuses a commit priced with campaigns older than the database's (campaigns_changed).
 public struct ActiveCampaignsRefresher: Service {
+    public static let notificationChannel = "loyalty_campaigns"
     let campaigns: ActiveCampaigns
     let pollInterval: Duration
+    let listenClient: PostgresClient?
 
-    public init(campaigns: ActiveCampaigns, pollInterval: Duration = .seconds(1)) {
+    public init(campaigns: ActiveCampaigns, pollInterval: Duration = .seconds(1), listenClient: PostgresClient? = nil) {
         self.campaigns = campaigns
         self.pollInterval = pollInterval
+        self.listenClient = listenClient
     }
 
     public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            if let listenClient {
+                group.addTask { await listen(listenClient) }
+            }
+            group.addTask {
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    await campaigns.refresh()
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pollInterval) }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Listens on one pooled connection; after a failure, waits a second and listens again (polling covers the gap).
+    func listen(_ client: PostgresClient) async {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await campaigns.refresh()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pollInterval) }
+            do {
+                try await cancelWhenGracefulShutdown {
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: Self.notificationChannel) { notifications in
+                            // Anything committed before the listen started is picked up by this refresh.
+                            await campaigns.refresh()
+                            for try await _ in notifications { await campaigns.refresh() }
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled || Task.isShuttingDownGracefully { return }
+                campaigns.logger.warning("campaign change notifications lost; polling until they are back",
+                                         metadata: ["error": "\(PostgresErrorText.describe(error))"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
     }
 }

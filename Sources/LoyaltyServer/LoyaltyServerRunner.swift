@@ -85,7 +85,7 @@ public enum LoyaltyServerRunner {
                 rules: rules, cache: cache, logger: logger)
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory)), .init(service: ActiveCampaignsRefresher(campaigns: campaigns)),
+                    services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory)), .init(service: ActiveCampaignsRefresher(campaigns: campaigns, listenClient: postgres)),
                         .init(service: CampaignRunner(store: CampaignStore(client: postgres, logger: logger), cache: cache, logger: logger))],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))

@@ -334,7 +334,9 @@ struct POSCheckoutTests {
             }
             let redis = try TestServices.redisClient()
             defer { Task { await redis.shutdown() } }
-            let keys = (try await redis.send(["KEYS", "*"]).elements ?? []).compactMap(\.bytes)
+            // Every key this server wrote is under its cache namespace (other tests and runs share this Redis).
+            let namespace = try #require(harness.cache).namespace
+            let keys = (try await redis.send(["KEYS", "\(namespace)*"]).elements ?? []).compactMap(\.bytes)
             #expect(keys.count >= identifiers.count * 3)  // a blob and two index keys per member at least
             let needles = identifiers.flatMap { [$0.card, $0.phone, $0.email] }.map { Array($0.utf8) }
             for key in keys {
@@ -595,6 +597,9 @@ struct POSCheckoutTests {
                 effect: .multiplier(bp: 20_000))
             let campaignID = try await CampaignStore(client: harness.client, logger: TestServices.logger)
                 .createMultiplier(campaign, state: "running", createdBy: "test")
+            // Scheduled well ahead of the weekend (a campaign scheduled after a sale does not apply to it).
+            try await harness.client.query(
+                "UPDATE campaigns SET scheduled_at = starts_at - interval '7 days' WHERE campaign_id = \(campaignID)")
             await harness.campaigns.refresh()
             #expect(harness.campaigns.current.map(\.campaignID) == [campaignID])
 
@@ -691,6 +696,45 @@ struct POSCheckoutTests {
             // Now: ×1.5 only: 30 + 90.
             let live = try #require(try await pos.send(.commit, commitRequest("LIVE-C1", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
             #expect(live.awarded == 120)
+        }
+    }
+
+    @Test("a campaign scheduled after this server loaded its campaigns applies to the next commit: the ledger refuses the old pricing and the server prices again")
+    func commitSeesCampaignScheduledJustBefore() async throws {
+        try await POSHarness.with { harness in
+            let memberID = try await harness.member(card: "CARD-CO-10")
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            await harness.campaigns.refresh()
+            let loadedVersion = harness.campaigns.version
+            // Scheduled now, without telling this server (no refresh, no listener in this harness).
+            let now = Date()
+            _ = try await CampaignStore(client: harness.client, logger: TestServices.logger).createMultiplier(try CampaignMultiplier(
+                campaignID: 0, name: "Flash double", startsAt: now.addingTimeInterval(-60), endsAt: now.addingTimeInterval(3_600),
+                effect: .multiplier(bp: 20_000)), state: "running", createdBy: "test")
+            #expect(harness.campaigns.version == loadedVersion)
+
+            let commit = try #require(try await pos.send(.commit, commitRequest("FLASH-1", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(commit.awarded == 160)  // ×2: groceries 40, own brand 120
+            #expect(commit.lines[1].explanationJson.contains("Flash double"))
+            #expect(harness.campaigns.version > loadedVersion)
+        }
+    }
+
+    @Test("a server hears of a campaign change by notification, long before its next poll")
+    func campaignChangeNotified() async throws {
+        try await POSHarness.with { harness in
+            let refresher = ActiveCampaignsRefresher(campaigns: harness.campaigns, pollInterval: .seconds(600), listenClient: harness.client)
+            let running = Task { try await refresher.run() }
+            defer { running.cancel() }
+            // The first poll and the listener's first refresh load what is there; then nothing polls for 10 minutes.
+            try await eventually(within: .seconds(5)) { harness.campaigns.version >= 0 }
+            try await Task.sleep(for: .milliseconds(300))  // let the listener's LISTEN reach the server first
+            let now = Date()
+            let id = try await CampaignStore(client: harness.client, logger: TestServices.logger).createMultiplier(try CampaignMultiplier(
+                campaignID: 0, name: "Notified", startsAt: now, endsAt: now.addingTimeInterval(3_600),
+                effect: .multiplier(bp: 20_000)), state: "running", createdBy: "test")
+            try await eventually(within: .seconds(5)) { harness.campaigns.current.contains { $0.campaignID == id } }
         }
     }
 }

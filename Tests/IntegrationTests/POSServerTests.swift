@@ -46,7 +46,10 @@ struct POSHarness: Sendable {
                 configuration.commandTimeoutMs = 1_000
                 configuration.breakerCooldownMs = 50
                 redis = RedisClient(configuration: configuration, logger: TestServices.logger, onRecovery: { recovery.fire() })
-                cache = try MemberCache(redis: redis!, recoverySignal: recovery, logger: TestServices.logger)
+                // A namespace of its own: test databases all start member ids at 1, and tests run in parallel.
+                var cacheConfiguration = MemberCache.Configuration()
+                cacheConfiguration.namespace = "test-\(UUID().uuidString.prefix(8))"
+                cache = try MemberCache(redis: redis!, configuration: cacheConfiguration, recoverySignal: recovery, logger: TestServices.logger)
             }
             let campaigns = ActiveCampaigns(store: CampaignStore(client: client, logger: TestServices.logger), logger: TestServices.logger)
             let writer = try await CheckoutWriter.connect(url: url, connections: 2, logger: TestServices.logger)

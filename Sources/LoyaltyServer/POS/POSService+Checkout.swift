@@ -120,8 +120,10 @@ extension POSService {
             guard let snapshot else { return .error(.notFound, "unknown_member", "no member \(request.memberID)") }
             let pricing = Self.pricing(snapshot)
             // The cap is the basket's: held points count as the member's, and the ledger checks the balance.
+            let pricedCampaigns = campaigns.loaded
             let quote: Quote
-            switch evaluate(request.basket, loaded: loaded, pricing: pricing, purchasedAt: purchasedAt, availableBalance: nil) {
+            switch evaluate(request.basket, loaded: loaded, pricing: pricing, purchasedAt: purchasedAt, availableBalance: nil,
+                            campaigns: pricedCampaigns) {
             case .success(let value): quote = value
             case .failure(let early): return early.outcome
             }
@@ -140,6 +142,7 @@ extension POSService {
             let priced = POSCommitPricing(
                 pricedAtTier: pricing.tierCode, unit: quote.unit, award: quote.totalAward, availableAt: availableAt,
                 expiresAt: expiresAt, rulesVersion: loaded.version, explanationJSON: CompactExplanation.encode(quote),
+                campaignsVersion: pricedCampaigns.version,
                 spendMinor: quote.paidTotalMinor, paidTotalMinor: quote.paidTotalMinor,
                 lines: quote.lines.map { CheckoutLine(lineID: $0.lineID, quantity: $0.quantity, paidMinor: $0.paidMinor, award: $0.award) })
             do {
@@ -175,6 +178,10 @@ extension POSService {
                 if result.replayed { logger.info("pos commit replayed", metadata: ["terminal": "\(session.terminalID)", "txn": "\(request.posTransactionID)"]) }
                 return .ok(response)
             } catch .tierChanged where attempt < CheckoutLimits.pricingAttempts {
+                continue
+            } catch .campaignsChanged where attempt < CheckoutLimits.pricingAttempts {
+                // A campaign was scheduled or cancelled since this server loaded them: load them now, price again.
+                await campaigns.refresh()
                 continue
             } catch {
                 return Self.failure(error, logger: logger)
@@ -286,8 +293,11 @@ extension POSService {
             status: member.status, availablePoints: member.points.available, campaignSegments: member.pricing?.campaignSegments)
     }
 
+    /// - campaigns: the loaded campaigns to price with (nil: the current ones); a commit passes the set whose version
+    ///   it sends along, so the ledger can refuse a pricing the campaigns moved past.
     func evaluate(
-        _ wire: Loyalty_Pos_V1_Basket, loaded: LoadedRules, pricing: MemberPricing, purchasedAt: Date, availableBalance: Int64?
+        _ wire: Loyalty_Pos_V1_Basket, loaded: LoadedRules, pricing: MemberPricing, purchasedAt: Date, availableBalance: Int64?,
+        campaigns priced: LoadedCampaigns? = nil
     ) -> Result<Quote, POSOutcomeError> {
         let basket: Basket
         switch Self.basket(wire) {
@@ -296,7 +306,7 @@ extension POSService {
         }
         do {
             return .success(try loaded.evaluator.quote(
-                basket: basket, tierCode: pricing.tierCode, campaigns: campaigns.current,
+                basket: basket, tierCode: pricing.tierCode, campaigns: (priced ?? campaigns.loaded).campaigns,
                 memberSegments: Set(pricing.campaignSegments ?? []), now: purchasedAt,
                 availableBalance: availableBalance, tierRateOverrideBp: pricing.tierRateOverrideBp))
         } catch .invalidTierRate(let bp) {
@@ -350,7 +360,7 @@ extension POSService {
             case .holdExceeded, .holdMismatch, .invalidAmount, .invalidDates, .reversalExceedsRemaining,
                 .refundExceedsPurchase, .invalidRefund: .invalidArgument
             case .idempotencyConflict: .alreadyExists
-            case .tierChanged, .refundConflict: .aborted
+            case .tierChanged, .campaignsChanged, .refundConflict: .aborted
             case .invariantViolated, .database: .internal
             case .unavailable: .unavailable
             }

@@ -155,10 +155,13 @@ public struct POSCommitPricing: Sendable, Equatable {
     public var spendMinor: Int64
     public var paidTotalMinor: Int64
     public var lines: [CheckoutLine]
+    /// The `campaigns_version` of the campaigns the basket was priced with; the ledger refuses the commit
+    /// (campaigns_changed) when it moved since. Nil: not checked.
+    public var campaignsVersion: Int64?
 
     public init(pricedAtTier: String?, unit: LedgerUnit, award: Int64, availableAt: Date, expiresAt: Date?,
-                rulesVersion: String?, explanationJSON: String, spendMinor: Int64, paidTotalMinor: Int64,
-                lines: [CheckoutLine]) {
+                rulesVersion: String?, explanationJSON: String, campaignsVersion: Int64? = nil, spendMinor: Int64,
+                paidTotalMinor: Int64, lines: [CheckoutLine]) {
         self.pricedAtTier = pricedAtTier
         self.unit = unit
         self.award = award
@@ -169,6 +172,7 @@ public struct POSCommitPricing: Sendable, Equatable {
         self.spendMinor = spendMinor
         self.paidTotalMinor = paidTotalMinor
         self.lines = lines
+        self.campaignsVersion = campaignsVersion
     }
 }
 

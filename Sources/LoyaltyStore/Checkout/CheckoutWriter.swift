@@ -53,10 +53,13 @@ public final class CheckoutWriter: Sendable {
 
     // MARK: Commit
 
+    /// The batch behind the campaigns check of migration 0017 (`$20`: the campaigns version each commit was priced
+    /// with).
     static let commitSQL = """
-        SELECT * FROM checkout_commit_batch($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bigint[],
-            $7::text[], $8::text[], $9::bigint[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[],
-            $14::jsonb[], $15::bigint[], $16::jsonb[], $17::bigint[], $18::bigint[], $19::bigint[])
+        SELECT * FROM checkout_commit_batch_checked($20::bigint[], $1::text[], $2::text[], $3::bytea[], $4::text[],
+            $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::timestamptz[], $11::timestamptz[],
+            $12::timestamptz[], $13::text[], $14::jsonb[], $15::bigint[], $16::jsonb[], $17::bigint[], $18::bigint[],
+            $19::bigint[])
         """
 
     /// Commits of many tills in one call and one transaction. Each item succeeds or fails on its own; when the call
@@ -67,7 +70,7 @@ public final class CheckoutWriter: Sendable {
         precondition(!items.isEmpty && items.count <= Self.maximumBatch, "batches are 1-\(Self.maximumBatch) commits")
         var answers: [Result<CommitAnswer, LedgerStoreError>?] = Array(repeating: nil, count: items.count)
         var sent: [Int] = []
-        var columns = Array(repeating: [String?](), count: 19)
+        var columns = Array(repeating: [String?](), count: 20)
         for (index, (commit, pricing)) in items.enumerated() {
             do throws(LedgerStoreError) {
                 let key = try CheckoutStore.key(terminalID: commit.terminalID, "commit", commit.posTransactionID)
@@ -79,6 +82,7 @@ public final class CheckoutWriter: Sendable {
                     pricing.expiresAt.map(PostgresTextLiteral.timestamp), PostgresTextLiteral.timestamp(commit.purchasedAt),
                     pricing.rulesVersion, pricing.explanationJSON, String(pricing.spendMinor), lines,
                     String(pricing.paidTotalMinor), commit.holdID.map(String.init), String(commit.redeemPoints),
+                    pricing.campaignsVersion.map(String.init),
                 ]
                 for (column, value) in values.enumerated() { columns[column].append(value) }
                 sent.append(index)
@@ -89,7 +93,7 @@ public final class CheckoutWriter: Sendable {
         if !sent.isEmpty {
             let statement = PipelineStatement(
                 sql: Self.commitSQL, parameters: columns.map { .text(PostgresTextLiteral.array($0)) },
-                preparedName: "checkout_commit_batch_v1", deadline: deadline)
+                preparedName: "checkout_commit_batch_v2", deadline: deadline)
             do {
                 let result = try await pool.execute(statement)
                 guard result.rows.count == sent.count else {

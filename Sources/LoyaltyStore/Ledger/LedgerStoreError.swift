@@ -19,6 +19,8 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
     case invariantViolated(String)
     /// The member's tier changed after the basket was priced; price it again.
     case tierChanged(memberID: Int64, pricedAt: String, now: String)
+    /// The campaigns changed after the basket was priced (campaigns versions); reload them and price again.
+    case campaignsChanged(pricedAt: Int64, now: Int64)
     /// Another refund of the same purchase landed first; recompute from the new state and send again.
     case refundConflict(posTransactionID: String)
     case unknownTransaction(terminalID: String, posTransactionID: String)
@@ -55,6 +57,7 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .invalidDates: "invalid_dates"
         case .invariantViolated: "ledger_invariant"
         case .tierChanged: "tier_changed"
+        case .campaignsChanged: "campaigns_changed"
         case .refundConflict: "refund_conflict"
         case .unknownTransaction: "unknown_transaction"
         case .transactionVoided: "transaction_voided"
@@ -92,6 +95,8 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .invariantViolated(let text): "ledger invariant violated: \(text); run `loyalty audit`"
         case .tierChanged(let id, let pricedAt, let now):
             "member \(id) moved from tier \(pricedAt) to \(now) after the basket was priced; price it again"
+        case .campaignsChanged(let pricedAt, let now):
+            "the campaigns changed (version \(pricedAt) → \(now)) after the basket was priced; price it again"
         case .refundConflict(let id): "another refund of \(id) landed first; recompute and send again"
         case .unknownTransaction(let terminal, let id): "no purchase or hold \(id) on terminal \(terminal)"
         case .transactionVoided(let id): "purchase \(id) was voided; nothing is left to refund"
@@ -161,6 +166,7 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case "LY012": return .invalidDates(detail.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))
         case "LY013": return .holdMismatch(holdID: int("hold_id"))
         case "LY014": return .tierChanged(memberID: int("member_id"), pricedAt: string("priced_at"), now: string("now"))
+        case "LY024": return .campaignsChanged(pricedAt: int("priced_at"), now: int("now"))
         case "LY015": return .refundConflict(posTransactionID: string("pos_transaction_id"))
         case "LY016": return .unknownTransaction(terminalID: string("terminal_id"), posTransactionID: string("pos_transaction_id"))
         case "LY017": return .transactionVoided(posTransactionID: string("pos_transaction_id"))

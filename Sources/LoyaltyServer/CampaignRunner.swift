@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import LoyaltyCache
 import LoyaltyStore
+import Metrics
 import ServiceLifecycle
 
 /// Pays bonus campaigns in bounded batches: blasts a marketer triggered (until each is done, logging progress:
@@ -18,11 +19,14 @@ public struct CampaignRunner: Service {
     let idlePoll: Duration
     let occasionPoll: Duration
     let actor: String
+    let metricsFactory: any MetricsFactory
 
     public init(
         store: CampaignStore, cache: MemberCache? = nil, logger: Logger, idlePoll: Duration = .seconds(2),
-        occasionPoll: Duration = .seconds(60), actor: String = "campaign-runner"
+        occasionPoll: Duration = .seconds(60), actor: String = "campaign-runner",
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
+        self.metricsFactory = metricsFactory
         self.store = store
         self.cache = cache
         self.logger = logger
@@ -64,10 +68,17 @@ public struct CampaignRunner: Service {
         return worked
     }
 
-    /// One scheduled pass over the birthday and welcome campaigns whose window is open: pays whoever is due now.
+    /// One scheduled pass: multiplier campaigns whose window ended are marked finished, then the birthday and
+    /// welcome campaigns whose window is open pay whoever is due now.
     /// Returns whether anyone was paid. `now` is for tests (the database's clock otherwise).
     @discardableResult
     public func runOccasionsOnce(now: Date? = nil) async -> Bool {
+        do {
+            let ended = try await store.finishEndedMultipliers()
+            if ended > 0 { logger.info("multiplier campaigns finished at the end of their window", metadata: ["campaigns": "\(ended)"]) }
+        } catch {
+            logger.warning("could not finish ended multiplier campaigns", metadata: ["error": "\(PostgresErrorText.describe(error))"])
+        }
         let campaigns: [Int64]
         do { campaigns = try await store.liveOccasionCampaigns(now: now) } catch {
             logger.warning("could not look for birthday and welcome campaigns", metadata: ["error": "\(PostgresErrorText.describe(error))"])
@@ -101,7 +112,7 @@ public struct CampaignRunner: Service {
             }
             batches += 1
             paidTotal += progress.paid ?? 0
-            JobMetrics.recordCampaign(campaignID, kind: kind, progress)
+            JobMetrics.recordCampaign(campaignID, kind: kind, progress, factory: metricsFactory)
             if let cache { await cache.markOld(progress.paidMemberVersions, logger: logger) }
             // A blast goes on until its run is over; a birthday or welcome pass until nothing more is due now.
             let finished = kind == "bonus" ? progress.done == true : progress.more != true

@@ -124,7 +124,7 @@ final class ChaosTill {
         var hold = Loyalty_Pos_V1_HoldRequest()
         hold.posTransactionID = txn
         hold.memberID = member
-        hold.points = Int64.random(in: 100...800)
+        hold.points = Int64.random(in: 500...800)  // at least the shipped rules' minimum_points
         let points = hold.points
         let held = await write(.hold, id: txn, member: member, method: .hold, hold) { (answer: Loyalty_Pos_V1_HoldResponse) in
             ChaosAck(holdID: answer.holdID, holdPoints: points)

@@ -1,8 +1,10 @@
 import Foundation
 @testable import LoyaltyServer
+import LoyaltyCore
 import LoyaltyStore
 import LoyaltyTestSupport
 import PostgresNIO
+import Prometheus
 import Testing
 
 @Suite("Campaign runner")
@@ -51,6 +53,62 @@ struct CampaignRunnerTests {
             let attempts = try await Self.number(client, "SELECT last_value FROM award_attempts")
             #expect(attempts <= 3, "\(attempts) batch attempts in 1.5 s with a 30 s idle wait")
             #expect(try await store.progress(campaign)?.state == "running")
+        }
+    }
+
+    @Test("a multiplier campaign whose window ended is marked finished by the runner's pass; a live one stays")
+    func endedMultiplierFinishes() async throws {
+        try await TestServices.withMigratedDatabase { _, client in
+            let store = CampaignStore(client: client, logger: TestServices.logger)
+            let now = Date()
+            func create(_ name: String, endsIn seconds: TimeInterval) async throws -> Int64 {
+                try await store.createMultiplier(try CampaignMultiplier(
+                    campaignID: 0, name: name, startsAt: now.addingTimeInterval(-7_200), endsAt: now.addingTimeInterval(seconds),
+                    effect: .multiplier(bp: 20_000)), createdBy: "test")
+            }
+            let ended = try await create("Ended", endsIn: -60)
+            let live = try await create("Live", endsIn: 3_600)
+            let runner = CampaignRunner(store: store, logger: TestServices.logger)
+            await runner.runOccasionsOnce()
+            func state(_ id: Int64) async throws -> String {
+                let rows = try await client.query("SELECT state || '/' || coalesce(finish_reason, '') FROM campaigns WHERE campaign_id = \(id)", logger: TestServices.logger)
+                for try await value in rows.decode(String.self) { return value }
+                return "missing"
+            }
+            #expect(try await state(ended) == "finished/window ended")
+            #expect(try await state(live) == "scheduled/")
+            // Finished, it still prices offline purchases made while it ran.
+            #expect(try await store.multipliers(lookbackDays: 30).map(\.campaignID).contains(ended))
+        }
+    }
+
+    @Test("a campaign's metric series are there while it runs and removed once it ends")
+    func metricSeriesRemovedAtTheEnd() async throws {
+        try await TestServices.withMigratedDatabase { _, client in
+            try await client.query(
+                """
+                INSERT INTO members (card_number, tags, tier_id)
+                SELECT 'MET-' || g, ARRAY['met'], (SELECT min(tier_id) FROM tiers) FROM generate_series(1, 3) g
+                """, logger: TestServices.logger)
+            let store = CampaignStore(client: client, logger: TestServices.logger)
+            let segment = try await store.createSegment(name: "Met", definition: SegmentDefinition(tagsAny: ["met"]))
+            let campaign = try await store.createBonus(
+                name: "Blast", segmentID: segment.id, bonusPoints: 10, expiresDays: 30, budgetPoints: nil, createdBy: "test")
+            let running = try await store.trigger(campaign)
+            let registry = PrometheusCollectorRegistry()
+            let factory = PrometheusMetricsFactory(registry: registry)
+            func exposition() -> String {
+                var buffer: [UInt8] = []
+                registry.emit(into: &buffer)
+                return String(decoding: buffer, as: UTF8.self)
+            }
+            JobMetrics.recordCampaign(campaign, kind: "bonus", running, factory: factory)
+            #expect(exposition().contains("campaign=\"\(campaign)\""))
+
+            let runner = CampaignRunner(store: store, logger: TestServices.logger, metricsFactory: factory)
+            await runner.runOnce()
+            #expect(try await store.progress(campaign)?.state == "finished")
+            #expect(!exposition().contains("campaign=\"\(campaign)\""), "\(exposition())")
         }
     }
 }

@@ -487,6 +487,10 @@ struct POSCheckoutTests {
             #expect(try await commitFails(commitRequest("T-5", member: memberID, redeem: 2_600)) == "failedPrecondition/redemption_not_allowed")
             #expect(try await commitFails(commitRequest("T-5", member: memberID, redeem: -1)) == "invalidArgument/invalid_amount")
             #expect(try await commitFails(commitRequest("T-5", member: poor, redeem: 500)) == "failedPrecondition/insufficient_balance")
+            // Precedence (docs/pos-protocol.md §4): the basket's redemption bounds before the balance, the hold before
+            // the balance.
+            #expect(try await commitFails(commitRequest("T-5", member: poor, redeem: 100)) == "failedPrecondition/redemption_not_allowed")
+            #expect(try await commitFails(commitRequest("T-5", member: poor, holdID: 999_999, redeem: 500)) == "notFound/unknown_hold")
             #expect(try await commitFails(commitRequest("T-5", member: 987_654)) == "notFound/unknown_member")
             #expect(try await commitFails(commitRequest("", member: memberID)) == "invalidArgument/bad_pos_transaction_id")
             #expect(try await commitFails(commitRequest(String(repeating: "x", count: 65), member: memberID)) == "invalidArgument/bad_pos_transaction_id")
@@ -500,6 +504,18 @@ struct POSCheckoutTests {
                 $0.points = 5_000
             }, as: Loyalty_Pos_V1_HoldResponse.self)
             #expect(overHold.outcome == "failedPrecondition/insufficient_balance")
+            func holdFails(points: Int64, seconds: UInt32 = 0) async throws -> String {
+                try await pos.send(.hold, Loyalty_Pos_V1_HoldRequest.with {
+                    $0.posTransactionID = "T-7"
+                    $0.memberID = memberID
+                    $0.points = points
+                    $0.holdSeconds = seconds
+                }, as: Loyalty_Pos_V1_HoldResponse.self).outcome
+            }
+            // Below the 500-point minimum redemption such a hold could never be used; too short a hold is a mistake.
+            #expect(try await holdFails(points: 499) == "invalidArgument/invalid_amount")
+            #expect(try await holdFails(points: 600, seconds: 29) == "invalidArgument/invalid_hold_seconds")
+            #expect(try await holdFails(points: 600, seconds: 3_601) == "invalidArgument/invalid_hold_seconds")
             let garbage = try await pos.call(method: UInt16(Loyalty_Pos_V1_Method.commit.rawValue), payload: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF]))
             #expect(garbage.status == .invalidArgument)
 

@@ -25,6 +25,8 @@ struct POSMetrics: Sendable {
 /// Limits of the checkout methods, on top of the frame and basket limits.
 enum CheckoutLimits {
     static let defaultHoldSeconds: UInt32 = 300
+    /// Shorter than a customer takes to pay is a till's mistake, not a checkout.
+    static let minimumHoldSeconds: UInt32 = 30
     static let maximumHoldSeconds: UInt32 = 3_600
     /// A till's clock may run this far ahead of the server's.
     static let clockSkewMs: Int64 = 5 * 60 * 1_000
@@ -71,8 +73,16 @@ extension POSService {
         guard request.memberID > 0 else { return .error(.invalidArgument, "bad_member_id", "member id must be positive") }
         guard request.points > 0 else { return .error(.invalidArgument, "invalid_amount", "points to hold must be positive") }
         let seconds = request.holdSeconds == 0 ? CheckoutLimits.defaultHoldSeconds : request.holdSeconds
-        guard seconds <= CheckoutLimits.maximumHoldSeconds else {
-            return .error(.invalidArgument, "invalid_hold_seconds", "hold_seconds must be at most \(CheckoutLimits.maximumHoldSeconds)")
+        guard (CheckoutLimits.minimumHoldSeconds...CheckoutLimits.maximumHoldSeconds).contains(seconds) else {
+            return .error(.invalidArgument, "invalid_hold_seconds",
+                          "hold_seconds must be \(CheckoutLimits.minimumHoldSeconds)-\(CheckoutLimits.maximumHoldSeconds), or 0 for the default \(CheckoutLimits.defaultHoldSeconds)")
+        }
+        // A commit redeems at least the program's minimum, and never more than its hold: a smaller hold could
+        // never be redeemed.
+        let minimumPoints = rules.current.ruleSet.redemption.minimumPoints
+        guard request.points >= minimumPoints else {
+            return .error(.invalidArgument, "invalid_amount",
+                          "hold at least \(minimumPoints) points, the smallest redemption; \(request.points) could never be redeemed")
         }
         let hold = POSHold(terminalID: session.terminalID, posTransactionID: request.posTransactionID,
                            memberID: request.memberID, points: request.points, holdSeconds: Int(seconds))

@@ -212,6 +212,23 @@ extension CampaignStore {
         throw StoreError.notFound("the new campaign's id")
     }
 
+    /// Multiplier campaigns whose window is over move from scheduled or running to finished (`finish_reason`
+    /// "window ended", finished at their end), so the admin API shows what is live. Returns how many moved.
+    @discardableResult
+    public func finishEndedMultipliers() async throws -> Int {
+        let rows = try await client.query(
+            """
+            WITH ended AS (
+                UPDATE campaigns SET state = 'finished', finish_reason = 'window ended', run_finished_at = ends_at,
+                       updated_at = now()
+                WHERE kind = 'multiplier' AND state IN ('scheduled', 'running') AND ends_at <= now()
+                RETURNING 1)
+            SELECT count(*)::int8 FROM ended
+            """, logger: logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
     /// Bonus campaigns whose run is under way (a server that restarts picks them up again).
     public func runningBonusCampaigns() async throws -> [Int64] {
         let rows = try await client.query(

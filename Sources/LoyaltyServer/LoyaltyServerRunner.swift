@@ -79,7 +79,7 @@ public enum LoyaltyServerRunner {
                 limits: configuration.posLimits, logger: logger)
             let admin = AdminApplication.build(
                 host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger,
-                postgres: postgres, cache: cache, rules: rules, metrics: metrics)
+                postgres: postgres, cache: cache, policy: configuration.adminPolicy, rules: rules, metrics: metrics)
             let jobs = LedgerJobsService(
                 ledger: LedgerStore(client: postgres, logger: logger), tiers: TierStore(client: postgres, logger: logger),
                 rules: rules, cache: cache, logger: logger)

@@ -27,13 +27,14 @@ enum ProblemCode: String, Sendable, CaseIterable {
     case tierRankTaken = "tier_rank_taken"
     case tierThresholdsNotIncreasing = "tier_thresholds_not_increasing"
     case tierLadderInvalid = "tier_ladder_invalid"
+    case dailyAdjustmentLimitReached = "daily_adjustment_limit_reached"
     case unavailable
     case internalError = "internal"
 
     var status: HTTPResponse.Status {
         switch self {
         case .unauthenticated: .unauthorized
-        case .forbidden: .forbidden
+        case .forbidden, .dailyAdjustmentLimitReached: .forbidden
         case .notFound, .unknownMember, .unknownCampaign, .unknownTier: .notFound
         case .invalidBody, .invalidParameter, .invalidAmount: .badRequest
         case .conflict, .insufficientBalance, .memberNotActive, .idempotencyConflict, .notABonusCampaign, .campaignEnded,
@@ -72,6 +73,7 @@ enum ProblemCode: String, Sendable, CaseIterable {
         case .tierRankTaken: "Tier rank taken"
         case .tierThresholdsNotIncreasing: "Tier thresholds must rise with rank"
         case .tierLadderInvalid: "Tier ladder would be invalid"
+        case .dailyAdjustmentLimitReached: "Daily adjustment limit reached"
         case .unavailable: "Service unavailable"
         case .internalError: "Internal error"
         }

@@ -11,10 +11,20 @@ public struct AdminPolicy: Sendable, Equatable {
     /// The largest |delta| a `support` token may adjust in one adjustment (in the adjustment's unit); larger ones
     /// need an admin.
     public var supportAdjustmentLimit: Int64
+    /// The most |delta| one `support` token may adjust per UTC day, summed per unit: without it, many adjustments
+    /// each under `supportAdjustmentLimit` add up to any amount.
+    public var supportDailyAdjustmentLimit: Int64
 
-    public init(supportAdjustmentLimit: Int64 = 10_000) {
-        precondition(supportAdjustmentLimit >= 0, "a limit is not negative")
+    public static let defaultSupportAdjustmentLimit: Int64 = 10_000
+    public static let defaultSupportDailyAdjustmentLimit: Int64 = 50_000
+
+    public init(
+        supportAdjustmentLimit: Int64 = defaultSupportAdjustmentLimit,
+        supportDailyAdjustmentLimit: Int64 = defaultSupportDailyAdjustmentLimit
+    ) {
+        precondition(supportAdjustmentLimit >= 0 && supportDailyAdjustmentLimit >= 0, "a limit is not negative")
         self.supportAdjustmentLimit = supportAdjustmentLimit
+        self.supportDailyAdjustmentLimit = supportDailyAdjustmentLimit
     }
 }
 

@@ -56,12 +56,13 @@ enum LedgerRoutes {
                 .forbidden,
                 "support may adjust at most \(services.policy.supportAdjustmentLimit) per adjustment; ask an admin for \(delta)")
         }
+        let dailyLimit = audit.actor.role == .support ? DailyAdjustmentLimit(limit: services.policy.supportDailyAdjustmentLimit) : nil
         let ledger = services.ledger(context)
         let outcome: Result<AuditedAdjustment, LedgerStoreError> = await LedgerMetrics.measureResult("admin_adjust") {
             () async throws(LedgerStoreError) in
             try await ledger.adjust(
                 AdjustmentRequest(memberID: memberID, unit: unit, delta: delta, reason: reason, actor: audit.actor.ledgerActor),
-                key: key, audit: audit)
+                key: key, audit: audit, dailyLimit: dailyLimit)
         }
         if case .failure(.unavailable) = outcome, key == nil {
             // The connection may have dropped after the commit: without a key a blind retry could apply it twice.

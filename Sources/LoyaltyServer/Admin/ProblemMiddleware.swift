@@ -61,6 +61,7 @@ struct ProblemMiddleware: RouterMiddleware {
         case .campaignEnded: APIProblem(.campaignEnded, error.description)
         case .campaignAlreadyRunning: APIProblem(.campaignAlreadyRunning, error.description)
         case .campaignHasNoSegment: APIProblem(.campaignHasNoSegment, error.description)
+        case .dailyAdjustmentLimitReached: APIProblem(.dailyAdjustmentLimitReached, error.description)
         case .unavailable: APIProblem(.unavailable, "PostgreSQL is unavailable; retry with the same idempotency key")
         default: APIProblem(.internalError, "the server failed; quote the request id when reporting it")
         }

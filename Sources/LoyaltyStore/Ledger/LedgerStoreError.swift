@@ -32,6 +32,8 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
     case campaignEnded(campaignID: Int64, state: String)
     case campaignAlreadyRunning(Int64)
     case campaignHasNoSegment(Int64)
+    /// A token's adjustments of this UTC day (|delta| summed per unit) would pass its daily limit.
+    case dailyAdjustmentLimitReached(DailyAdjustmentUsage)
     /// PostgreSQL could not be reached or answered with something other than a ledger error.
     case database(String)
     /// No answer from PostgreSQL (connection refused, pool timeout): nothing is known to be written.
@@ -65,6 +67,7 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .campaignEnded: "campaign_ended"
         case .campaignAlreadyRunning: "campaign_already_running"
         case .campaignHasNoSegment: "campaign_has_no_segment"
+        case .dailyAdjustmentLimitReached: "daily_adjustment_limit_reached"
         case .database: "database"
         case .unavailable: "store_unavailable"
         }
@@ -103,6 +106,9 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .campaignEnded(let id, let state): "campaign \(id) is \(state); create a new campaign to pay again"
         case .campaignAlreadyRunning(let id): "campaign \(id) is already running; follow its progress instead"
         case .campaignHasNoSegment(let id): "campaign \(id) has no segment; give it one before triggering"
+        case .dailyAdjustmentLimitReached(let usage):
+            "this token may adjust at most \(usage.limit) \(usage.unit.rawValue) per UTC day (|delta| summed); "
+                + "\(usage.usedBefore) used today, so \(usage.requested) more is refused; the limit resets at \(usage.resetsAt); ask an admin"
         case .database(let text): "database error: \(text)"
         case .unavailable(let text): "PostgreSQL unavailable: \(text); retry with the same key"
         }

@@ -6,7 +6,7 @@ import LoyaltyStore
 /// A member's balances, ledger history and manual adjustments.
 enum LedgerRoutes {
     static let idempotencyKeyHeader = HTTPHeaderName("Idempotency-Key")!
-    static let adjustmentFields: Set<String> = ["unit", "delta", "reason", "idempotency_key"]
+    static let adjustmentFields: Set<String> = ["unit", "delta", "reason", "idempotency_key", "expires_at"]
     static let reasonLength = 3...200
     /// Largest correction in one adjustment (points or minor units): far beyond any real correction, and far
     /// enough from the 64-bit limit that balances and report sums cannot overflow.
@@ -51,6 +51,7 @@ enum LedgerRoutes {
             throw APIProblem.invalidBody("field \"reason\" must be \(reasonLength.lowerBound)-\(reasonLength.upperBound) characters")
         }
         let key = try idempotencyKey(body: body.string("idempotency_key").value, header: request.headers[idempotencyKeyHeader], actor: audit.actor)
+        let expiry = try AdjustmentExpiry.read(body, delta: delta, rules: services.rules)
         if audit.actor.role == .support, delta.magnitude > UInt64(services.policy.supportAdjustmentLimit) {
             throw APIProblem(
                 .forbidden,
@@ -61,7 +62,9 @@ enum LedgerRoutes {
         let outcome: Result<AuditedAdjustment, LedgerStoreError> = await LedgerMetrics.measureResult("admin_adjust") {
             () async throws(LedgerStoreError) in
             try await ledger.adjust(
-                AdjustmentRequest(memberID: memberID, unit: unit, delta: delta, reason: reason, actor: audit.actor.ledgerActor),
+                AdjustmentRequest(
+                    memberID: memberID, unit: unit, delta: delta, reason: reason, actor: audit.actor.ledgerActor,
+                    expiresAt: expiry.expiresAt, expiresAfterDays: expiry.expiresAfterDays),
                 key: key, audit: audit, dailyLimit: dailyLimit)
         }
         if case .failure(.unavailable) = outcome, key == nil {

@@ -43,7 +43,7 @@ extension LedgerStore {
                     """
                     SELECT ledger_adjust(\(key?.scope)::text, \(key?.key)::text, \(hash), \(request.memberID),
                         \(request.unit.rawValue), \(request.delta), \(request.reason), \(request.actor),
-                        \(request.expiresAt)::timestamptz)::text
+                        coalesce(\(request.expiresAt)::timestamptz, now() + make_interval(days => \(request.expiresAfterDays)::int4)))::text
                     """, logger: logger)
                 var text: String?
                 for try await reply in replies.decode(String.self) { text = reply }

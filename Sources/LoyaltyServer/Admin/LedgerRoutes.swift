@@ -12,13 +12,31 @@ enum LedgerRoutes {
     /// enough from the 64-bit limit that balances and report sums cannot overflow.
     static let maximumDeltaMagnitude: UInt64 = 1_000_000_000_000
 
+    /// Now, or with `as_of` (RFC 3339) as the ledger stood at that instant: every entry recorded up to it.
     @Sendable static func balances(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
-        let memberID = try AdminRequestParameters(request, context).id()
+        let parameters = try AdminRequestParameters(request, context, allowedQuery: ["as_of"])
+        let memberID = try parameters.id()
+        var asOf: Date?
+        if let text = parameters.string("as_of") {
+            guard let instant = RFC3339.parse(text) else {
+                throw APIProblem.invalidParameter(
+                    "query parameter \"as_of\" must be an RFC 3339 date-time such as 2026-06-01T00:00:00Z (send + in an offset as %2B)")
+            }
+            asOf = instant
+        }
         try await requireMember(memberID, context, services)
         let ledger = services.ledger(context)
-        let points = try await ledger.balances(memberID: memberID, unit: .points)
-        let cashback = try await ledger.balances(memberID: memberID, unit: .cashbackMinor)
-        return try JSONResponse.make(BalancesBody(memberID: memberID, points: points, cashbackMinor: cashback))
+        let points: MemberBalances
+        let cashback: MemberBalances
+        if let asOf {
+            points = try await ledger.balances(memberID: memberID, unit: .points, asOf: asOf)
+            cashback = try await ledger.balances(memberID: memberID, unit: .cashbackMinor, asOf: asOf)
+        } else {
+            points = try await ledger.balances(memberID: memberID, unit: .points)
+            cashback = try await ledger.balances(memberID: memberID, unit: .cashbackMinor)
+        }
+        return try JSONResponse.make(BalancesBody(
+            memberID: memberID, points: points, cashbackMinor: cashback, asOf: asOf.map(RulesBody.timestamp)))
     }
 
     /// Newest first; `cursor` is the previous page's `next_cursor`.
@@ -108,9 +126,11 @@ struct BalancesBody: Encodable, Sendable {
     var memberID: Int64
     var points: MemberBalances
     var cashbackMinor: MemberBalances
+    /// The instant asked for (UTC); absent for the balances now.
+    var asOf: String?
 
     enum CodingKeys: String, CodingKey {
-        case memberID = "member_id", points, cashbackMinor = "cashback_minor"
+        case memberID = "member_id", points, cashbackMinor = "cashback_minor", asOf = "as_of"
     }
 }
 

@@ -28,6 +28,7 @@ enum ProblemCode: String, Sendable, CaseIterable {
     case tierThresholdsNotIncreasing = "tier_thresholds_not_increasing"
     case tierLadderInvalid = "tier_ladder_invalid"
     case dailyAdjustmentLimitReached = "daily_adjustment_limit_reached"
+    case reportTimedOut = "report_timed_out"
     case unavailable
     case internalError = "internal"
 
@@ -43,7 +44,7 @@ enum ProblemCode: String, Sendable, CaseIterable {
             .conflict
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
-        case .unavailable: .serviceUnavailable
+        case .unavailable, .reportTimedOut: .serviceUnavailable
         case .internalError: .internalServerError
         }
     }
@@ -74,6 +75,7 @@ enum ProblemCode: String, Sendable, CaseIterable {
         case .tierThresholdsNotIncreasing: "Tier thresholds must rise with rank"
         case .tierLadderInvalid: "Tier ladder would be invalid"
         case .dailyAdjustmentLimitReached: "Daily adjustment limit reached"
+        case .reportTimedOut: "Report timed out"
         case .unavailable: "Service unavailable"
         case .internalError: "Internal error"
         }

@@ -26,6 +26,10 @@ public struct AdminPolicy: Sendable, Equatable {
         self.supportAdjustmentLimit = supportAdjustmentLimit
         self.supportDailyAdjustmentLimit = supportDailyAdjustmentLimit
     }
+
+    /// Longest a report query may run (PostgreSQL's statement timeout); past it the report is `503` with
+    /// Retry-After.
+    public var reportStatementTimeoutMs: Int = ReportStore.statementTimeoutMs
 }
 
 /// What the admin handlers use. Stores are made per request with the request's logger, so their log lines
@@ -69,7 +73,7 @@ struct AdminServices: Sendable {
     }
 
     func reports(_ context: AdminRequestContext) -> ReportStore {
-        ReportStore(client: postgres, logger: context.logger)
+        ReportStore(client: postgres, logger: context.logger, statementTimeoutMs: policy.reportStatementTimeoutMs)
     }
 
     func rulesHistory(_ context: AdminRequestContext) -> RulesHistoryStore {

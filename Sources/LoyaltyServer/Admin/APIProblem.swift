@@ -29,6 +29,7 @@ enum ProblemCode: String, Sendable, CaseIterable {
     case tierLadderInvalid = "tier_ladder_invalid"
     case dailyAdjustmentLimitReached = "daily_adjustment_limit_reached"
     case reportTimedOut = "report_timed_out"
+    case methodNotAllowed = "method_not_allowed"
     case unavailable
     case internalError = "internal"
 
@@ -42,6 +43,7 @@ enum ProblemCode: String, Sendable, CaseIterable {
             .campaignAlreadyRunning, .campaignHasNoSegment, .tierInUse, .tierRankTaken, .tierThresholdsNotIncreasing,
             .tierLadderInvalid:
             .conflict
+        case .methodNotAllowed: .methodNotAllowed
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
         case .unavailable, .reportTimedOut: .serviceUnavailable
@@ -76,6 +78,7 @@ enum ProblemCode: String, Sendable, CaseIterable {
         case .tierLadderInvalid: "Tier ladder would be invalid"
         case .dailyAdjustmentLimitReached: "Daily adjustment limit reached"
         case .reportTimedOut: "Report timed out"
+        case .methodNotAllowed: "Method not allowed on this path"
         case .unavailable: "Service unavailable"
         case .internalError: "Internal error"
         }

@@ -78,7 +78,10 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .insufficientBalance(let bucket, let requested, let available):
             "insufficient balance: \(requested) requested, \(available) \(bucket)"
         case .unknownMember(let id): "unknown member \(id)"
-        case .memberNotActive(let id, let status): "member \(id) is \(status); unblock the member first"
+        case .memberNotActive(let id, let status):
+            status == "erased"
+                ? "member \(id) was erased and cannot receive adjustments or any other ledger entry; its history and balances stay readable"
+                : "member \(id) is \(status); unblock the member first"
         case .unknownHold(let id): "unknown hold \(id)"
         case .holdNotActive(let id, let state): "hold \(id) is \(state), not active"
         case .holdExceeded(let id, let requested, let held):

@@ -1,0 +1,69 @@
+import Foundation
+import LoyaltyStore
+import LoyaltyTestSupport
+import PostgresNIO
+import Testing
+
+/// Runs the built `loyalty` binary (next to the test bundle) against a scratch database.
+@Suite("Command line: terminal register --json")
+struct CommandLineTests {
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("loyalty")
+    }
+
+    /// LOYALTY_DATABASE_URL with its database replaced by `database`.
+    static func databaseURLText(_ database: String) throws -> String {
+        let base = try #require(ProcessInfo.processInfo.environment["LOYALTY_DATABASE_URL"])
+        var components = try #require(URLComponents(string: base))
+        components.path = "/\(database)"
+        return try #require(components.string)
+    }
+
+    static func run(_ arguments: [String], databaseURL: String?) async throws -> Run {
+        let binary = Self.binary
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build the loyalty product first: \(binary.path)")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["LOYALTY_DATABASE_URL"] = databaseURL
+        environment["LOYALTY_RULES_DIR"] = nil
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read before waiting, so a full pipe cannot stall the child.
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test("terminal register --json prints id, store and secret as one JSON object; the default stays text")
+    func terminalRegisterJSON() async throws {
+        try await TestServices.withMigratedDatabase { url, client in
+            let urlText = try Self.databaseURLText(url.database)
+            let run = try await Self.run(["terminal", "register", "--id", "till-9", "--store", "s9", "--json"], databaseURL: urlText)
+            #expect(run.status == 0, "\(run.stderr)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: String], "\(run.stdout)")
+            #expect(object["terminal_id"] == "till-9" && object["store_id"] == "s9")
+            let secret = try #require(object["secret"].flatMap { Data(base64Encoded: $0) })
+            #expect(secret.count == 32)
+            #expect(run.stdout.split(separator: "\n").count == 1)
+            let rows = try await client.query("SELECT store_id FROM terminals WHERE terminal_id = 'till-9'", logger: TestServices.logger)
+            var stores: [String] = []
+            for try await store in rows.decode(String.self) { stores.append(store) }
+            #expect(stores == ["s9"])
+
+            let text = try await Self.run(["terminal", "register", "--id", "till-9", "--store", "s9"], databaseURL: urlText)
+            #expect(text.status == 0 && text.stdout.contains("secret (shown once)"), "\(text.stdout)")
+        }
+    }
+}

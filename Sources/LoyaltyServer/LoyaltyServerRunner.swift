@@ -60,6 +60,8 @@ public enum LoyaltyServerRunner {
                     "could not record the rules version in PostgreSQL (\(PostgresErrorText.describe(error))); run `loyalty migrate` first")
             }
 
+            await TierCoverageCheck.log(rules: loaded.ruleSet, tiers: TierStore(client: postgres, logger: logger), logger: logger)
+
             let campaigns = ActiveCampaigns(store: CampaignStore(client: postgres, logger: logger), logger: logger)
             await campaigns.refresh()
             let writer: CheckoutWriter

@@ -5,7 +5,7 @@ import PostgresNIO
 import Testing
 
 /// Runs the built `loyalty` binary (next to the test bundle) against a scratch database.
-@Suite("Command line: terminal register --json")
+@Suite("Command line: terminal register --json, rules check against the tier ladder")
 struct CommandLineTests {
     struct Run {
         var status: Int32
@@ -64,6 +64,29 @@ struct CommandLineTests {
 
             let text = try await Self.run(["terminal", "register", "--id", "till-9", "--store", "s9"], databaseURL: urlText)
             #expect(text.status == 0 && text.stdout.contains("secret (shown once)"), "\(text.stdout)")
+        }
+    }
+
+    @Test("rules check names tiers the rules rate and the ladder lacks, and the reverse; without a database it only validates")
+    func rulesCheckTiers() async throws {
+        let rules = TestServices.packageRoot.appendingPathComponent("rules").path
+        try await TestServices.withMigratedDatabase { url, client in
+            let urlText = try Self.databaseURLText(url.database)
+            // The fresh ladder has only `base`; rules/program.yaml rates base, silver and gold.
+            _ = try await client.query(
+                "INSERT INTO tiers (code, name, rank, qualification_spend_minor, qualification_window_days) VALUES ('bronze', 'Bronze', 5, 1000, 365)",
+                logger: TestServices.logger)
+            let run = try await Self.run(["rules", "check", rules, "--database-url", urlText], databaseURL: nil)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains("are valid"))
+            #expect(run.stdout.contains("warning: the rules give earn rates to tiers the database's tier ladder lacks: gold, silver"), "\(run.stdout)")
+            #expect(run.stdout.contains("warning: the database's tier ladder has tiers the rules do not name: bronze"), "\(run.stdout)")
+
+            let viaEnvironment = try await Self.run(["rules", "check", rules], databaseURL: urlText)
+            #expect(viaEnvironment.stdout.contains("lacks: gold, silver"), "\(viaEnvironment.stdout)")
+
+            let offline = try await Self.run(["rules", "check", rules], databaseURL: nil)
+            #expect(offline.status == 0 && offline.stdout.contains("are valid") && !offline.stdout.contains("warning"), "\(offline.stdout)")
         }
     }
 }

@@ -85,6 +85,13 @@ struct CommandLineTests {
             let viaEnvironment = try await Self.run(["rules", "check", rules], databaseURL: urlText)
             #expect(viaEnvironment.stdout.contains("lacks: gold, silver"), "\(viaEnvironment.stdout)")
 
+            // A database that cannot be read: an error when asked for by flag, a warning when only in the environment.
+            let unmigrated = try Self.databaseURLText("postgres")
+            let flagged = try await Self.run(["rules", "check", rules, "--database-url", unmigrated], databaseURL: nil)
+            #expect(flagged.status == 1 && flagged.stderr.contains("could not read the tier ladder"), "\(flagged.stderr)")
+            let fromEnvironment = try await Self.run(["rules", "check", rules], databaseURL: unmigrated)
+            #expect(fromEnvironment.status == 0 && fromEnvironment.stdout.contains("warning: tiers not compared"), "\(fromEnvironment.stdout)")
+
             let offline = try await Self.run(["rules", "check", rules], databaseURL: nil)
             #expect(offline.status == 0 && offline.stdout.contains("are valid") && !offline.stdout.contains("warning"), "\(offline.stdout)")
         }

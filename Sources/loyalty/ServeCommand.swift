@@ -38,7 +38,7 @@ struct ServeCommand: AsyncParsableCommand {
     var supportAdjustmentLimit: Int64?
 
     @Option(name: .customLong("support-daily-adjustment-limit"),
-            help: "Most |delta| a support token may adjust per UTC day, summed per unit (env LOYALTY_SUPPORT_DAILY_ADJUSTMENT_LIMIT, default 50000).")
+            help: "Most |delta| a support token may adjust per UTC day, summed per unit (env LOYALTY_SUPPORT_DAILY_ADJUSTMENT_LIMIT, default 25000).")
     var supportDailyAdjustmentLimit: Int64?
 
     @Flag(name: .customLong("migrate"), help: "Apply pending migrations before serving.")

@@ -140,6 +140,22 @@ struct AdminLedgerTests {
         }
     }
 
+    @Test("with the default limits, five +10,000 support adjustments in a row stop at the third")
+    func supportDailyLimitDefault() async throws {
+        #expect(AdminPolicy().supportDailyAdjustmentLimit == 25_000)
+        try await AdminHarness.run { api in
+            let id = try await api.createMember()
+            var statuses: [HTTPResponse.Status] = []
+            for attempt in 1...5 {
+                statuses.append(try await api.call(
+                    .post, "/v1/members/\(id)/adjustments", token: api.support,
+                    json: #"{"unit": "points", "delta": 10000, "reason": "in a row \#(attempt)"}"#
+                ).status)
+            }
+            #expect(statuses == [.created, .created, .forbidden, .forbidden, .forbidden])
+        }
+    }
+
     @Test("concurrent support adjustments cannot together pass the daily limit")
     func supportDailyLimitConcurrent() async throws {
         try await AdminHarness.run(policy: AdminPolicy(supportAdjustmentLimit: 10_000, supportDailyAdjustmentLimit: 25_000)) { api in

@@ -16,7 +16,7 @@ public struct AdminPolicy: Sendable, Equatable {
     public var supportDailyAdjustmentLimit: Int64
 
     public static let defaultSupportAdjustmentLimit: Int64 = 10_000
-    public static let defaultSupportDailyAdjustmentLimit: Int64 = 50_000
+    public static let defaultSupportDailyAdjustmentLimit: Int64 = 25_000
 
     public init(
         supportAdjustmentLimit: Int64 = defaultSupportAdjustmentLimit,

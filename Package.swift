@@ -129,6 +129,7 @@ let package = Package(
         .executableTarget(
             name: "loyalty",
             dependencies: [
+                "LoyaltyCore",
                 "LoyaltyServer",
                 "LoyaltyStore",
                 "LoyaltyCache",

@@ -60,6 +60,8 @@ public enum LoyaltyServerRunner {
                     "could not record the rules version in PostgreSQL (\(PostgresErrorText.describe(error))); run `loyalty migrate` first")
             }
 
+            await TierCoverageCheck.log(rules: loaded.ruleSet, tiers: TierStore(client: postgres, logger: logger), logger: logger)
+
             let campaigns = ActiveCampaigns(store: CampaignStore(client: postgres, logger: logger), logger: logger)
             await campaigns.refresh()
             let writer: CheckoutWriter
@@ -79,7 +81,7 @@ public enum LoyaltyServerRunner {
                 limits: configuration.posLimits, logger: logger)
             let admin = AdminApplication.build(
                 host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger,
-                postgres: postgres, cache: cache, rules: rules, metrics: metrics)
+                postgres: postgres, cache: cache, policy: configuration.adminPolicy, rules: rules, metrics: metrics)
             let jobs = LedgerJobsService(
                 ledger: LedgerStore(client: postgres, logger: logger), tiers: TierStore(client: postgres, logger: logger),
                 rules: rules, cache: cache, logger: logger)

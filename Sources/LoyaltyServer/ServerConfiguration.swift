@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable {
     /// Frame, in-flight, timeout, buffer and connection limits of the POS listener (docs/pos-protocol.md §6);
     /// `loyalty serve` fills them from its --pos-* flags and LOYALTY_POS_* variables.
     public var posLimits = POSConnectionLimits()
+    /// Limits of the admin API beyond roles (the support role's adjustment limits); `loyalty serve` fills them from
+    /// --support-adjustment-limit and --support-daily-adjustment-limit.
+    public var adminPolicy = AdminPolicy()
 
     public init(
         databaseURL: DatabaseURL,

@@ -33,6 +33,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("checkout-connections"), help: "Pipelined PostgreSQL connections for the till's writes (env LOYALTY_CHECKOUT_CONNECTIONS, default 4).")
     var checkoutConnections: Int?
 
+    @Option(name: .customLong("support-adjustment-limit"),
+            help: "Most |delta| a support token may adjust in one adjustment (env LOYALTY_SUPPORT_ADJUSTMENT_LIMIT, default 10000).")
+    var supportAdjustmentLimit: Int64?
+
+    @Option(name: .customLong("support-daily-adjustment-limit"),
+            help: "Most |delta| a support token may adjust per UTC day, summed per unit (env LOYALTY_SUPPORT_DAILY_ADJUSTMENT_LIMIT, default 25000).")
+    var supportDailyAdjustmentLimit: Int64?
+
     @Flag(name: .customLong("migrate"), help: "Apply pending migrations before serving.")
     var migrateFirst = false
 
@@ -61,6 +69,13 @@ struct ServeCommand: AsyncParsableCommand {
                 throw CommandFailure("checkout connections '\(checkoutText)' must be 1-64")
             }
             configuration.checkoutConnections = checkout
+            configuration.adminPolicy = AdminPolicy(
+                supportAdjustmentLimit: try limit(
+                    supportAdjustmentLimit, flag: "support-adjustment-limit", env: "LOYALTY_SUPPORT_ADJUSTMENT_LIMIT",
+                    default: AdminPolicy.defaultSupportAdjustmentLimit),
+                supportDailyAdjustmentLimit: try limit(
+                    supportDailyAdjustmentLimit, flag: "support-daily-adjustment-limit", env: "LOYALTY_SUPPORT_DAILY_ADJUSTMENT_LIMIT",
+                    default: AdminPolicy.defaultSupportDailyAdjustmentLimit))
             if migrateFirst {
                 let files = try MigrationFile.load(from: configuration.migrationsDirectory)
                 let report = try await withPostgres(databaseURL, logger: logger) { client in
@@ -80,6 +95,15 @@ struct ServeCommand: AsyncParsableCommand {
             throw CommandFailure("database pool size '\(text)' must be 1-500")
         }
         return value
+    }
+
+    /// An adjustment limit: 0 (support adjusts nothing) up to the largest delta one adjustment may have.
+    private func limit(_ value: Int64?, flag: String, env: String, default fallback: Int64) throws -> Int64 {
+        let text = value.map(String.init) ?? environment(env) ?? String(fallback)
+        guard let parsed = Int64(text), (0...1_000_000_000_000).contains(parsed) else {
+            throw CommandFailure("--\(flag) (or \(env)) '\(text)' must be a whole number from 0 to 1000000000000")
+        }
+        return parsed
     }
 
     private func port(_ flag: Int?, env: String, default fallback: Int) throws -> Int {

@@ -11,11 +11,16 @@ struct TerminalCommand: AsyncParsableCommand {
     struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register a terminal (or rotate its secret) and print the new secret once.",
-            discussion: "Only derived keys are stored; the secret cannot be shown again. Configure it on the till now.")
+            discussion: """
+                Only derived keys are stored; the secret cannot be shown again. Configure it on the till now.
+                With --json, stdout is one JSON object for scripts: {"secret": "...", "store_id": "...", "terminal_id": "..."}.
+                """)
 
         @OptionGroup var database: DatabaseOptions
         @Option(name: .customLong("id"), help: "Terminal id (1-64 of A-Z a-z 0-9 _ . -).") var terminalID: String
         @Option(name: .customLong("store"), help: "Store the terminal belongs to.") var storeID: String
+        @Flag(name: .customLong("json"), help: "Print terminal id, store id and secret as one JSON object instead of text.")
+        var json = false
 
         func run() async throws {
             try await failingCleanly {
@@ -29,8 +34,13 @@ struct TerminalCommand: AsyncParsableCommand {
                         terminalID: terminalID, storeID: storeID, salt: credentials.salt, iterations: credentials.iterations,
                         storedKey: credentials.storedKey, serverKey: credentials.serverKey)
                 }
-                print("terminal \(terminalID) of store \(storeID) registered; its secret (shown once):")
-                print(Data(secret).base64EncodedString())
+                let secretText = Data(secret).base64EncodedString()
+                if json {
+                    print(try RegisteredTerminal(terminalID: terminalID, storeID: storeID, secret: secretText).jsonLine())
+                } else {
+                    print("terminal \(terminalID) of store \(storeID) registered; its secret (shown once):")
+                    print(secretText)
+                }
             }
         }
     }
@@ -51,5 +61,22 @@ struct TerminalCommand: AsyncParsableCommand {
                 print("terminal \(terminalID) disabled")
             }
         }
+    }
+}
+
+/// What `terminal register --json` prints: one line of JSON, keys sorted, for automation.
+struct RegisteredTerminal: Encodable {
+    var terminalID: String
+    var storeID: String
+    var secret: String
+
+    enum CodingKeys: String, CodingKey {
+        case terminalID = "terminal_id", storeID = "store_id", secret
+    }
+
+    func jsonLine() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }

@@ -101,6 +101,83 @@ struct AdminLedgerTests {
         }
     }
 
+    @Test("support's adjustments add up per token, unit and UTC day; past the daily limit is 403 with used and reset time")
+    func supportDailyLimit() async throws {
+        try await AdminHarness.run(policy: AdminPolicy(supportAdjustmentLimit: 10_000, supportDailyAdjustmentLimit: 25_000)) { api in
+            let id = try await api.createMember()
+            let path = "/v1/members/\(id)/adjustments"
+            func adjust(_ delta: Int64, unit: String = "points", token: String? = nil, key: String? = nil) async throws -> TestResponse {
+                let keyField = key.map { #", "idempotency_key": "\#($0)""# } ?? ""
+                return try await api.call(
+                    .post, path, token: token ?? api.support,
+                    json: #"{"unit": "\#(unit)", "delta": \#(delta), "reason": "goodwill"\#(keyField)}"#)
+            }
+            #expect(try await adjust(10_000, key: "first").status == .created)
+            #expect(try await adjust(10_000).status == .created)
+            let refused = try await adjust(10_000).expectProblem(.forbidden, "daily_adjustment_limit_reached")
+            let detail = try #require(refused["detail"]?.string)
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            let tomorrow = calendar.date(byAdding: .day, value: 1, to: calendar.startOfDay(for: Date()))!
+            let resetsAt = ISO8601DateFormatter().string(from: tomorrow)
+            #expect(detail.contains("at most 25000 points per UTC day"), "\(detail)")
+            #expect(detail.contains("20000 used today"), "\(detail)")
+            #expect(detail.contains("resets at \(resetsAt)"), "\(detail)")
+            // Debits count by their absolute value: 5,000 more reaches the limit exactly, one more is refused.
+            #expect(try await adjust(-5_000).status == .created)
+            try await adjust(-1).expectProblem(.forbidden, "daily_adjustment_limit_reached")
+            // The refused ones wrote nothing.
+            let balances = try await api.call(.get, "/v1/members/\(id)/balances", token: api.admin).json
+            #expect(balances["points"]?["available"]?.int == 15_000)
+            #expect(try await api.auditRows("member:\(id)").filter { $0["action"]?.string == "member.adjust" }.count == 3)
+            // A replay is answered as before; another unit, another support token and admins have their own room.
+            let replay = try await adjust(10_000, key: "first")
+            #expect(replay.status == .ok && replay.json["replayed"] == .bool(true), "\(replay.text)")
+            #expect(try await adjust(10_000, unit: "cashback_minor").status == .created)
+            let other = try await api.makeToken(role: .support)
+            #expect(try await adjust(10_000, token: other.text).status == .created)
+            #expect(try await adjust(10_000, token: api.admin).status == .created)
+        }
+    }
+
+    @Test("with the default limits, five +10,000 support adjustments in a row stop at the third")
+    func supportDailyLimitDefault() async throws {
+        #expect(AdminPolicy().supportDailyAdjustmentLimit == 25_000)
+        try await AdminHarness.run { api in
+            let id = try await api.createMember()
+            var statuses: [HTTPResponse.Status] = []
+            for attempt in 1...5 {
+                statuses.append(try await api.call(
+                    .post, "/v1/members/\(id)/adjustments", token: api.support,
+                    json: #"{"unit": "points", "delta": 10000, "reason": "in a row \#(attempt)"}"#
+                ).status)
+            }
+            #expect(statuses == [.created, .created, .forbidden, .forbidden, .forbidden])
+        }
+    }
+
+    @Test("concurrent support adjustments cannot together pass the daily limit")
+    func supportDailyLimitConcurrent() async throws {
+        try await AdminHarness.run(policy: AdminPolicy(supportAdjustmentLimit: 10_000, supportDailyAdjustmentLimit: 25_000)) { api in
+            let id = try await api.createMember()
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for attempt in 0..<6 {
+                    group.addTask {
+                        try await api.call(
+                            .post, "/v1/members/\(id)/adjustments", token: api.support,
+                            json: #"{"unit": "points", "delta": 10000, "reason": "burst \#(attempt)"}"#
+                        ).status
+                    }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == .created }.count == 2, "\(statuses)")
+            #expect(statuses.filter { $0 == .forbidden }.count == 4, "\(statuses)")
+            let balances = try await api.call(.get, "/v1/members/\(id)/balances", token: api.admin).json
+            #expect(balances["points"]?["available"]?.int == 20_000)
+        }
+    }
+
     @Test("ledger refusals map to their codes; bad adjustment bodies are 400")
     func refusals() async throws {
         try await AdminHarness.run { api in

@@ -25,6 +25,7 @@ struct AdminHarness: Sendable {
         cache: (@Sendable (RedisClient) throws -> MemberCache)? = nil,
         metrics: PrometheusCollectorRegistry? = nil,
         rules: CurrentRules? = nil,
+        policy: AdminPolicy = AdminPolicy(),
         _ body: @Sendable (AdminHarness) async throws -> Void
     ) async throws {
         let redis = try TestServices.redisClient()
@@ -39,7 +40,7 @@ struct AdminHarness: Sendable {
             let app = AdminApplication.build(
                 host: "127.0.0.1", port: 0,
                 probe: ReadinessProbe(postgres: postgres, redis: redis, databaseTarget: "test", timeoutMs: 3_000),
-                logger: TestServices.logger, postgres: postgres, cache: memberCache, rules: rules,
+                logger: TestServices.logger, postgres: postgres, cache: memberCache, policy: policy, rules: rules,
                 openAPIPath: AdminHarness.openAPIPath, metrics: metrics)
             let frozenTokens = tokens
             try await app.test(.router) { client in

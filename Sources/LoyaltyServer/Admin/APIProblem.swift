@@ -27,22 +27,26 @@ enum ProblemCode: String, Sendable, CaseIterable {
     case tierRankTaken = "tier_rank_taken"
     case tierThresholdsNotIncreasing = "tier_thresholds_not_increasing"
     case tierLadderInvalid = "tier_ladder_invalid"
+    case dailyAdjustmentLimitReached = "daily_adjustment_limit_reached"
+    case reportTimedOut = "report_timed_out"
+    case methodNotAllowed = "method_not_allowed"
     case unavailable
     case internalError = "internal"
 
     var status: HTTPResponse.Status {
         switch self {
         case .unauthenticated: .unauthorized
-        case .forbidden: .forbidden
+        case .forbidden, .dailyAdjustmentLimitReached: .forbidden
         case .notFound, .unknownMember, .unknownCampaign, .unknownTier: .notFound
         case .invalidBody, .invalidParameter, .invalidAmount: .badRequest
         case .conflict, .insufficientBalance, .memberNotActive, .idempotencyConflict, .notABonusCampaign, .campaignEnded,
             .campaignAlreadyRunning, .campaignHasNoSegment, .tierInUse, .tierRankTaken, .tierThresholdsNotIncreasing,
             .tierLadderInvalid:
             .conflict
+        case .methodNotAllowed: .methodNotAllowed
         case .payloadTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
-        case .unavailable: .serviceUnavailable
+        case .unavailable, .reportTimedOut: .serviceUnavailable
         case .internalError: .internalServerError
         }
     }
@@ -72,6 +76,9 @@ enum ProblemCode: String, Sendable, CaseIterable {
         case .tierRankTaken: "Tier rank taken"
         case .tierThresholdsNotIncreasing: "Tier thresholds must rise with rank"
         case .tierLadderInvalid: "Tier ladder would be invalid"
+        case .dailyAdjustmentLimitReached: "Daily adjustment limit reached"
+        case .reportTimedOut: "Report timed out"
+        case .methodNotAllowed: "Method not allowed on this path"
         case .unavailable: "Service unavailable"
         case .internalError: "Internal error"
         }

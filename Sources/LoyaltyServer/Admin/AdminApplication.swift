@@ -38,6 +38,8 @@ public enum AdminApplication {
         // Request counts and latency per route (swift-metrics; exported at /metrics when a registry is given).
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware())
+        // Inside the problem middleware, so its 405 is a problem document like every other error.
+        router.add(middleware: MethodNotAllowedMiddleware(routes: AdminRouteTable.routes))
         router.register(AdminRouteTable.routes, services: services)
         return Application(
             router: router,

@@ -28,6 +28,8 @@ public enum AdminRouteTable {
 
         AdminRoute(.get, "/v1/members/{id}/balances", .roles(readers), LedgerRoutes.balances),
         AdminRoute(.get, "/v1/members/{id}/ledger", .roles([.admin, .support, .readonly]), LedgerRoutes.history),
+        AdminRoute(.get, "/v1/members/{id}/lots", .roles([.admin, .support, .readonly]), LotRoutes.list),
+        AdminRoute(.get, "/v1/members/{id}/tier-history", .roles([.admin, .support, .readonly]), TierHistoryRoutes.list),
         AdminRoute(.post, "/v1/members/{id}/adjustments", .roles(staff), LedgerRoutes.adjust),
 
         AdminRoute(.post, "/v1/segments", .roles(marketing), SegmentRoutes.create),

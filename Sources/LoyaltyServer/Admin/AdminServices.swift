@@ -11,11 +11,25 @@ public struct AdminPolicy: Sendable, Equatable {
     /// The largest |delta| a `support` token may adjust in one adjustment (in the adjustment's unit); larger ones
     /// need an admin.
     public var supportAdjustmentLimit: Int64
+    /// The most |delta| one `support` token may adjust per UTC day, summed per unit: without it, many adjustments
+    /// each under `supportAdjustmentLimit` add up to any amount.
+    public var supportDailyAdjustmentLimit: Int64
 
-    public init(supportAdjustmentLimit: Int64 = 10_000) {
-        precondition(supportAdjustmentLimit >= 0, "a limit is not negative")
+    public static let defaultSupportAdjustmentLimit: Int64 = 10_000
+    public static let defaultSupportDailyAdjustmentLimit: Int64 = 25_000
+
+    public init(
+        supportAdjustmentLimit: Int64 = defaultSupportAdjustmentLimit,
+        supportDailyAdjustmentLimit: Int64 = defaultSupportDailyAdjustmentLimit
+    ) {
+        precondition(supportAdjustmentLimit >= 0 && supportDailyAdjustmentLimit >= 0, "a limit is not negative")
         self.supportAdjustmentLimit = supportAdjustmentLimit
+        self.supportDailyAdjustmentLimit = supportDailyAdjustmentLimit
     }
+
+    /// Longest a report query may run (PostgreSQL's statement timeout); past it the report is `503` with
+    /// Retry-After.
+    public var reportStatementTimeoutMs: Int = ReportStore.statementTimeoutMs
 }
 
 /// What the admin handlers use. Stores are made per request with the request's logger, so their log lines
@@ -59,7 +73,7 @@ struct AdminServices: Sendable {
     }
 
     func reports(_ context: AdminRequestContext) -> ReportStore {
-        ReportStore(client: postgres, logger: context.logger)
+        ReportStore(client: postgres, logger: context.logger, statementTimeoutMs: policy.reportStatementTimeoutMs)
     }
 
     func rulesHistory(_ context: AdminRequestContext) -> RulesHistoryStore {

@@ -47,8 +47,8 @@ enum CampaignInput {
         } catch {
             guard case .invalid(let field, let message) = error else { throw .invalidBody("field \"definition\" is not accepted") }
             if field == "definition" {
-                if case .object = value, let path = wrongTypePath(data) {
-                    throw .invalidBody("field \"definition.\(path)\" has the wrong type")
+                if case .object(let fields) = value, let detail = decodingProblem(data, definition: fields) {
+                    throw .invalidBody(detail)
                 }
                 throw .invalidBody("field \"definition\" \(message)")
             }
@@ -56,19 +56,59 @@ enum CampaignInput {
         }
     }
 
-    /// Where decoding a definition fails (`tiers`, `purchases.window_days`), for a message naming the field.
-    static func wrongTypePath(_ data: Data) -> String? {
-        let decoder = SegmentDefinition.jsonDecoder()
+    /// What each definition field must be, for messages that say what was expected.
+    static let definitionFieldShapes: [String: String] = [
+        "tiers": "an array of tier codes",
+        "tags_any": "an array of tags",
+        "consent": "one of \"email\", \"sms\", \"push\"",
+        "last_purchase_after": "an RFC 3339 date-time such as \"2025-06-01T00:00:00Z\"",
+        "last_purchase_before": "an RFC 3339 date-time such as \"2025-06-01T00:00:00Z\"",
+        "purchases": "an object with window_days (required), min_count and min_spend_minor",
+        "purchases.window_days": "an integer from 1 to 3660",
+        "purchases.min_count": "an integer",
+        "purchases.min_spend_minor": "an integer (minor units)",
+        "birthday_month": "an integer from 1 to 12",
+    ]
+
+    /// Why decoding a definition fails, naming the field: a required field missing, a date that is not RFC 3339
+    /// (with the value given), or a value of the wrong shape (with the shape expected). Nil when it decodes.
+    static func decodingProblem(_ data: Data, definition: [String: JSONValue]) -> String? {
+        func expected(_ path: String) -> String {
+            definitionFieldShapes[path].map { "; expected \($0)" } ?? ""
+        }
+        func given(_ path: [String]) -> JSONValue? {
+            var value: JSONValue? = .object(definition)
+            for key in path {
+                guard case .object(let fields)? = value else { return nil }
+                value = fields[key]
+            }
+            return value
+        }
         do {
-            _ = try decoder.decode(SegmentDefinition.self, from: data)
+            _ = try SegmentDefinition.jsonDecoder().decode(SegmentDefinition.self, from: data)
             return nil
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
-            let DecodingError.dataCorrupted(context)
-        {
-            let path = context.codingPath.filter { $0.intValue == nil }.map(\.stringValue).joined(separator: ".")
-            return path.isEmpty ? nil : path
         } catch let DecodingError.keyNotFound(key, context) {
-            return (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+            let path = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+            let parent = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return "field \"definition.\(path)\" is missing" + (parent.isEmpty ? "" : "; it is required when \"\(parent)\" is given")
+                + expected(path)
+        } catch let DecodingError.valueNotFound(_, context) {
+            let path = context.codingPath.filter { $0.intValue == nil }.map(\.stringValue)
+            // Optional fields decode null as absent, so this is a required one.
+            return "field \"definition.\(path.joined(separator: "."))\" is null; give \(definitionFieldShapes[path.joined(separator: ".")] ?? "a value")"
+        } catch let DecodingError.dataCorrupted(context) {
+            let path = context.codingPath.filter { $0.intValue == nil }.map(\.stringValue)
+            let name = path.joined(separator: ".")
+            guard !name.isEmpty else { return nil }
+            if case .string(let text)? = given(path), name.hasPrefix("last_purchase_") {
+                return "field \"definition.\(name)\" is not a valid date-time: \(String(reflecting: String(text.prefix(64))))" + expected(name)
+            }
+            return "field \"definition.\(name)\" is not valid" + expected(name)
+        } catch let DecodingError.typeMismatch(_, context) {
+            let path = context.codingPath.filter { $0.intValue == nil }.map(\.stringValue)
+            let name = path.joined(separator: ".")
+            guard !name.isEmpty else { return nil }
+            return "field \"definition.\(name)\" has the wrong type" + expected(name)
         } catch {
             return nil
         }

@@ -6,19 +6,37 @@ import LoyaltyStore
 /// A member's balances, ledger history and manual adjustments.
 enum LedgerRoutes {
     static let idempotencyKeyHeader = HTTPHeaderName("Idempotency-Key")!
-    static let adjustmentFields: Set<String> = ["unit", "delta", "reason", "idempotency_key"]
+    static let adjustmentFields: Set<String> = ["unit", "delta", "reason", "idempotency_key", "expires_at"]
     static let reasonLength = 3...200
     /// Largest correction in one adjustment (points or minor units): far beyond any real correction, and far
     /// enough from the 64-bit limit that balances and report sums cannot overflow.
     static let maximumDeltaMagnitude: UInt64 = 1_000_000_000_000
 
+    /// Now, or with `as_of` (RFC 3339) as the ledger stood at that instant: every entry recorded up to it.
     @Sendable static func balances(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
-        let memberID = try AdminRequestParameters(request, context).id()
+        let parameters = try AdminRequestParameters(request, context, allowedQuery: ["as_of"])
+        let memberID = try parameters.id()
+        var asOf: Date?
+        if let text = parameters.string("as_of") {
+            guard let instant = RFC3339.parse(text) else {
+                throw APIProblem.invalidParameter(
+                    "query parameter \"as_of\" must be an RFC 3339 date-time such as 2026-06-01T00:00:00Z (send + in an offset as %2B)")
+            }
+            asOf = instant
+        }
         try await requireMember(memberID, context, services)
         let ledger = services.ledger(context)
-        let points = try await ledger.balances(memberID: memberID, unit: .points)
-        let cashback = try await ledger.balances(memberID: memberID, unit: .cashbackMinor)
-        return try JSONResponse.make(BalancesBody(memberID: memberID, points: points, cashbackMinor: cashback))
+        let points: MemberBalances
+        let cashback: MemberBalances
+        if let asOf {
+            points = try await ledger.balances(memberID: memberID, unit: .points, asOf: asOf)
+            cashback = try await ledger.balances(memberID: memberID, unit: .cashbackMinor, asOf: asOf)
+        } else {
+            points = try await ledger.balances(memberID: memberID, unit: .points)
+            cashback = try await ledger.balances(memberID: memberID, unit: .cashbackMinor)
+        }
+        return try JSONResponse.make(BalancesBody(
+            memberID: memberID, points: points, cashbackMinor: cashback, asOf: asOf.map(RulesBody.timestamp)))
     }
 
     /// Newest first; `cursor` is the previous page's `next_cursor`.
@@ -51,17 +69,21 @@ enum LedgerRoutes {
             throw APIProblem.invalidBody("field \"reason\" must be \(reasonLength.lowerBound)-\(reasonLength.upperBound) characters")
         }
         let key = try idempotencyKey(body: body.string("idempotency_key").value, header: request.headers[idempotencyKeyHeader], actor: audit.actor)
+        let expiry = try AdjustmentExpiry.read(body, delta: delta, rules: services.rules)
         if audit.actor.role == .support, delta.magnitude > UInt64(services.policy.supportAdjustmentLimit) {
             throw APIProblem(
                 .forbidden,
                 "support may adjust at most \(services.policy.supportAdjustmentLimit) per adjustment; ask an admin for \(delta)")
         }
+        let dailyLimit = audit.actor.role == .support ? DailyAdjustmentLimit(limit: services.policy.supportDailyAdjustmentLimit) : nil
         let ledger = services.ledger(context)
         let outcome: Result<AuditedAdjustment, LedgerStoreError> = await LedgerMetrics.measureResult("admin_adjust") {
             () async throws(LedgerStoreError) in
             try await ledger.adjust(
-                AdjustmentRequest(memberID: memberID, unit: unit, delta: delta, reason: reason, actor: audit.actor.ledgerActor),
-                key: key, audit: audit)
+                AdjustmentRequest(
+                    memberID: memberID, unit: unit, delta: delta, reason: reason, actor: audit.actor.ledgerActor,
+                    expiresAt: expiry.expiresAt, expiresAfterDays: expiry.expiresAfterDays),
+                key: key, audit: audit, dailyLimit: dailyLimit)
         }
         if case .failure(.unavailable) = outcome, key == nil {
             // The connection may have dropped after the commit: without a key a blind retry could apply it twice.
@@ -104,9 +126,11 @@ struct BalancesBody: Encodable, Sendable {
     var memberID: Int64
     var points: MemberBalances
     var cashbackMinor: MemberBalances
+    /// The instant asked for (UTC); absent for the balances now.
+    var asOf: String?
 
     enum CodingKeys: String, CodingKey {
-        case memberID = "member_id", points, cashbackMinor = "cashback_minor"
+        case memberID = "member_id", points, cashbackMinor = "cashback_minor", asOf = "as_of"
     }
 }
 

@@ -37,6 +37,12 @@ struct ProblemMiddleware: RouterMiddleware {
             return ledgerProblem(error)
         case let error as TierChangeError:
             return TierRoutes.problem(error)
+        case let error as ReportTimedOut:
+            // Retry-After: about as long as the report was given, so the retry does not land on the same load.
+            let retryAfterS = max(1, (error.timeoutMs + 999) / 1_000)
+            return APIProblem(
+                .reportTimedOut, "\(error.description); the database is busy: retry after \(retryAfterS) s, or ask for a shorter range",
+                headers: [.retryAfter: "\(retryAfterS)"])
         case is NIOTooManyBytesError:
             return APIProblem(.payloadTooLarge, "the request body is larger than \(JSONRequestBody.maximumBytes) bytes")
         case let error as HTTPError:
@@ -61,6 +67,7 @@ struct ProblemMiddleware: RouterMiddleware {
         case .campaignEnded: APIProblem(.campaignEnded, error.description)
         case .campaignAlreadyRunning: APIProblem(.campaignAlreadyRunning, error.description)
         case .campaignHasNoSegment: APIProblem(.campaignHasNoSegment, error.description)
+        case .dailyAdjustmentLimitReached: APIProblem(.dailyAdjustmentLimitReached, error.description)
         case .unavailable: APIProblem(.unavailable, "PostgreSQL is unavailable; retry with the same idempotency key")
         default: APIProblem(.internalError, "the server failed; quote the request id when reporting it")
         }

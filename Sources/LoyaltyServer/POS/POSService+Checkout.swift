@@ -365,7 +365,8 @@ extension POSService {
         let status: POSStatus =
             switch error {
             case .insufficientBalance, .memberNotActive, .holdNotActive, .notReversible, .transactionVoided,
-                .notABonusCampaign, .campaignEnded, .campaignAlreadyRunning, .campaignHasNoSegment: .failedPrecondition
+                .notABonusCampaign, .campaignEnded, .campaignAlreadyRunning, .campaignHasNoSegment,
+                .dailyAdjustmentLimitReached: .failedPrecondition
             case .unknownMember, .unknownHold, .unknownEntry, .unknownTransaction, .unknownCampaign: .notFound
             case .holdExceeded, .holdMismatch, .invalidAmount, .invalidDates, .reversalExceedsRemaining,
                 .refundExceedsPurchase, .invalidRefund: .invalidArgument

@@ -134,15 +134,23 @@ public struct AdjustmentRequest: Sendable, Codable, Equatable {
     public var delta: Int64
     public var reason: String
     public var actor: String
+    /// When a credit's lot expires; nil with `expiresAfterDays` nil: never.
     public var expiresAt: Date?
+    /// A credit's lot expires this many days after the database's now (the program's expiry, as a checkout's lot
+    /// does); used when `expiresAt` is nil. Kept relative so a retry of the same request hashes the same.
+    public var expiresAfterDays: Int?
 
-    public init(memberID: Int64, unit: LedgerUnit, delta: Int64, reason: String, actor: String, expiresAt: Date? = nil) {
+    public init(
+        memberID: Int64, unit: LedgerUnit, delta: Int64, reason: String, actor: String, expiresAt: Date? = nil,
+        expiresAfterDays: Int? = nil
+    ) {
         self.memberID = memberID
         self.unit = unit
         self.delta = delta
         self.reason = reason
         self.actor = actor
         self.expiresAt = expiresAt
+        self.expiresAfterDays = expiresAfterDays
     }
 }
 

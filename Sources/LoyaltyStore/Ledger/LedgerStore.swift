@@ -67,7 +67,8 @@ public struct LedgerStore: Sendable {
         return try await call(
             """
             SELECT ledger_adjust(\(key.scope), \(key.key), \(hash), \(request.memberID), \(request.unit.rawValue),
-                \(request.delta), \(request.reason), \(request.actor), \(request.expiresAt)::timestamptz)::text
+                \(request.delta), \(request.reason), \(request.actor),
+                coalesce(\(request.expiresAt)::timestamptz, now() + make_interval(days => \(request.expiresAfterDays)::int4)))::text
             """)
     }
 

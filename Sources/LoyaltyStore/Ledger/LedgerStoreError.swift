@@ -34,6 +34,8 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
     case campaignEnded(campaignID: Int64, state: String)
     case campaignAlreadyRunning(Int64)
     case campaignHasNoSegment(Int64)
+    /// A token's adjustments of this UTC day (|delta| summed per unit) would pass its daily limit.
+    case dailyAdjustmentLimitReached(DailyAdjustmentUsage)
     /// PostgreSQL could not be reached or answered with something other than a ledger error.
     case database(String)
     /// No answer from PostgreSQL (connection refused, pool timeout): nothing is known to be written.
@@ -68,6 +70,7 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .campaignEnded: "campaign_ended"
         case .campaignAlreadyRunning: "campaign_already_running"
         case .campaignHasNoSegment: "campaign_has_no_segment"
+        case .dailyAdjustmentLimitReached: "daily_adjustment_limit_reached"
         case .database: "database"
         case .unavailable: "store_unavailable"
         }
@@ -78,7 +81,10 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .insufficientBalance(let bucket, let requested, let available):
             "insufficient balance: \(requested) requested, \(available) \(bucket)"
         case .unknownMember(let id): "unknown member \(id)"
-        case .memberNotActive(let id, let status): "member \(id) is \(status); unblock the member first"
+        case .memberNotActive(let id, let status):
+            status == "erased"
+                ? "member \(id) was erased and cannot receive adjustments or any other ledger entry; its history and balances stay readable"
+                : "member \(id) is \(status); unblock the member first"
         case .unknownHold(let id): "unknown hold \(id)"
         case .holdNotActive(let id, let state): "hold \(id) is \(state), not active"
         case .holdExceeded(let id, let requested, let held):
@@ -108,6 +114,9 @@ public enum LedgerStoreError: Error, Equatable, CustomStringConvertible {
         case .campaignEnded(let id, let state): "campaign \(id) is \(state); create a new campaign to pay again"
         case .campaignAlreadyRunning(let id): "campaign \(id) is already running; follow its progress instead"
         case .campaignHasNoSegment(let id): "campaign \(id) has no segment; give it one before triggering"
+        case .dailyAdjustmentLimitReached(let usage):
+            "this token may adjust at most \(usage.limit) \(usage.unit.rawValue) per UTC day (|delta| summed); "
+                + "\(usage.usedBefore) used today, so \(usage.requested) more is refused; the limit resets at \(usage.resetsAt); ask an admin"
         case .database(let text): "database error: \(text)"
         case .unavailable(let text): "PostgreSQL unavailable: \(text); retry with the same key"
         }

@@ -8,15 +8,19 @@ public struct ReportStore: Sendable {
     public static let expiringDays = 1...365
     /// `daily` covers at most this many days.
     public static let maximumDailyRangeDays = 366
-    /// Longest a report query may run before PostgreSQL cancels it.
+    /// Longest a report query may run before PostgreSQL cancels it, by default.
     public static let statementTimeoutMs = 30_000
 
     let client: PostgresClient
     let logger: Logger
+    /// This store's statement timeout (`statementTimeoutMs` unless the server is configured otherwise).
+    let timeoutMs: Int
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, statementTimeoutMs: Int = ReportStore.statementTimeoutMs) {
+        precondition(statementTimeoutMs > 0, "a report needs a time limit")
         self.client = client
         self.logger = logger
+        self.timeoutMs = statementTimeoutMs
     }
 
     /// Available, pending and held balances summed per tier (the members' current tier) and unit; every tier and
@@ -121,11 +125,29 @@ public struct ReportStore: Sendable {
         _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> Result
     ) async throws -> Result {
         let logger = self.logger
-        return try await client.transaction(logger: logger) { connection in
-            try await connection.query("SET TRANSACTION READ ONLY", logger: logger)
-            try await connection.query(
-                PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(Self.statementTimeoutMs)"), logger: logger)
-            return try await body(connection, logger)
+        let timeoutMs = self.timeoutMs
+        do {
+            return try await client.transaction(logger: logger) { connection in
+                try await connection.query("SET TRANSACTION READ ONLY", logger: logger)
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(timeoutMs)"), logger: logger)
+                return try await body(connection, logger)
+            }
+        } catch let error where PostgresErrorText.sqlState(error) == ReportTimedOut.queryCanceled {
+            // The statement timeout fired (or the query was cancelled): the database is busy, not the server broken.
+            throw ReportTimedOut(timeoutMs: timeoutMs)
         }
+    }
+}
+
+/// A report query PostgreSQL cancelled at its statement timeout (SQLSTATE 57014): nothing is wrong with the
+/// request, the database was too busy (or the data too large) to answer in time. Worth retrying later.
+public struct ReportTimedOut: Error, Equatable, CustomStringConvertible {
+    static let queryCanceled = "57014"
+
+    public var timeoutMs: Int
+
+    public var description: String {
+        "the report did not finish within its \(timeoutMs) ms statement timeout and was cancelled"
     }
 }

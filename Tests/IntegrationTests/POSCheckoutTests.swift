@@ -753,4 +753,32 @@ struct POSCheckoutTests {
             try await eventually(within: .seconds(5)) { harness.campaigns.current.contains { $0.campaignID == id } }
         }
     }
+
+    @Test("a purchase that moved the member up a tier says so in its ledger entry's explanation")
+    func upgradeInExplanation() async throws {
+        try await POSHarness.with { harness in
+            _ = try await TierStore(client: harness.client, logger: TestServices.logger)
+                .upsert(Tier(code: "silver", name: "Silver", rank: 1, qualificationSpendMinor: 5_000, qualificationWindowDays: 365))
+            let memberID = try await harness.member(card: "CARD-CO-11")
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            let commit = try #require(try await pos.send(.commit, commitRequest("UP-1", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(commit.tierChangedFrom == "base" && commit.tierCode == "silver")
+            let second = try #require(try await pos.send(.commit, commitRequest("UP-2", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(second.tierChangedFrom == "")
+
+            let page = try await LedgerStore(client: harness.client, logger: TestServices.logger).history(memberID: memberID)
+            func tierChange(_ entryID: Int64) throws -> JSONValue? {
+                let entry = try #require(page.entries.first { $0.entryId == entryID })
+                guard case .object(let explanation) = entry.explanation else { return nil }
+                return explanation["tier_change"]
+            }
+            guard case .object(let change)? = try tierChange(commit.accrualEntryID) else {
+                Issue.record("the upgrading purchase's explanation has no tier_change")
+                return
+            }
+            #expect(change["from"] == .string("base") && change["to"] == .string("silver"))
+            #expect(try tierChange(second.accrualEntryID) == nil)
+        }
+    }
 }

@@ -29,20 +29,28 @@ public struct LedgerHistoryEntry: Sendable, Codable, Equatable {
     /// Which rule, tier and campaign gave what: the full form a reader sees. A purchase stores its explanation
     /// compactly (`CompactExplanation`); `LedgerStore.history` renders it into this form.
     public var explanation: JSONValue
+    /// Set on a purchase that moved the member up a tier: `{"from", "to", "reason"}`. Shown inside the rendered
+    /// explanation as `tier_change`.
+    public var tierChange: JSONValue?
 
     /// The entry with a compact stored explanation rendered into the full quote; other explanations (adjustments,
     /// campaigns, reversals, entries written before the compact form) unchanged. One that cannot be read is kept
     /// as stored rather than failing the page.
     func renderingExplanation() -> LedgerHistoryEntry {
-        guard case .object(let object) = explanation, CompactExplanation.isCompact(topLevelKeys: object.keys) else { return self }
-        do {
-            let quote = try CompactExplanation.decode(try JSONEncoder().encode(explanation), rulesVersion: rulesVersion)
-            var rendered = self
-            rendered.explanation = try JSONDecoder().decode(JSONValue.self, from: try JSONEncoder().encode(quote))
-            return rendered
-        } catch {
-            return self
+        var rendered = self
+        if case .object(let object) = explanation, CompactExplanation.isCompact(topLevelKeys: object.keys) {
+            do {
+                let quote = try CompactExplanation.decode(try JSONEncoder().encode(explanation), rulesVersion: rulesVersion)
+                rendered.explanation = try JSONDecoder().decode(JSONValue.self, from: try JSONEncoder().encode(quote))
+            } catch {
+                rendered.explanation = explanation
+            }
         }
+        if let tierChange, tierChange != .null, case .object(var object) = rendered.explanation {
+            object["tier_change"] = tierChange
+            rendered.explanation = .object(object)
+        }
+        return rendered
     }
 }
 
@@ -67,6 +75,13 @@ extension LedgerStore {
                     'occurred_at', to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                     'recorded_at', to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                     'explanation', e.explanation,
+                    -- A purchase that moved the member up a tier: the change recorded in the same transaction
+                    -- (same member, same transaction time; two purchases of one member in one batch both show it).
+                    'tier_change', CASE WHEN e.kind = 'accrual' THEN (
+                        SELECT jsonb_build_object('from', f.code, 'to', t.code, 'reason', c.reason)
+                        FROM tier_changes c JOIN tiers f ON f.tier_id = c.from_tier_id JOIN tiers t ON t.tier_id = c.to_tier_id
+                        WHERE c.member_id = e.member_id AND c.changed_at = e.recorded_at
+                        ORDER BY c.change_id DESC LIMIT 1) END,
                     'movements', coalesce((
                         SELECT jsonb_agg(jsonb_build_object('bucket', a.bucket, 'amount', p.amount) ORDER BY a.bucket)
                         FROM postings p JOIN accounts a USING (account_id)

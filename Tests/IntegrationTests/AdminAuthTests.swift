@@ -40,7 +40,14 @@ struct AdminAuthTests {
             let revoked = try await api.makeToken(role: .admin)
             #expect(try await api.call(.get, "/v1/audit", token: revoked.text).status == .ok)
             #expect(try await AdminTokenStore(client: api.postgres, logger: TestServices.logger).revoke(tokenID: revoked.id))
-            let revokedAnswer = try await api.call(.get, "/v1/audit", token: revoked.text)
+            // An accepted token is remembered for a second (AdminTokenCache): refused within that bound, not later.
+            let revokedAt = ContinuousClock.now
+            var revokedAnswer = try await api.call(.get, "/v1/audit", token: revoked.text)
+            while revokedAnswer.status == .ok, ContinuousClock.now - revokedAt < .seconds(3) {
+                try await Task.sleep(for: .milliseconds(50))
+                revokedAnswer = try await api.call(.get, "/v1/audit", token: revoked.text)
+            }
+            #expect(ContinuousClock.now - revokedAt < AdminTokenCache.timeToLive + .milliseconds(500))
             #expect(revokedAnswer.expectProblem(.unauthorized, "unauthenticated")["detail"]?.string?.contains("revoked") == true)
         }
     }
@@ -178,6 +185,26 @@ struct AdminAuthTests {
             _ = try await JSONRequestBody.object(request)
         } throws: { error in
             ProblemMiddleware.problem(for: error).code == .payloadTooLarge
+        }
+    }
+}
+
+@Suite("Admin token cache")
+struct AdminTokenCacheTests {
+    let record = AdminTokenRecord(actor: AdminActor(tokenID: 1, name: "t", role: .admin), isRevoked: false, isExpired: false,
+                                  isLastUseStale: false)
+
+    @Test("an accepted token is served for one second, then looked up again; the cache never holds more than its bound")
+    func timeToLiveAndBound() {
+        let cache = AdminTokenCache()
+        let start = ContinuousClock.now
+        cache.keep(record, hash: [1], now: start)
+        #expect(cache.record(hash: [1], now: start + .milliseconds(999)) == record)
+        #expect(cache.record(hash: [1], now: start + AdminTokenCache.timeToLive) == nil)
+        #expect(cache.record(hash: [2], now: start) == nil)
+        for index in 0..<(AdminTokenCache.maximumEntries + 10) {
+            cache.keep(record, hash: [UInt8(index & 0xFF), UInt8(index >> 8)], now: start)
+            #expect(cache.count <= AdminTokenCache.maximumEntries)
         }
     }
 }

@@ -7,11 +7,13 @@ import PostgresNIO
 ///
 /// Guarantees: only a well-formed, known, unrevoked, unexpired token passes (401 `unauthenticated` with a
 /// `WWW-Authenticate: Bearer` header otherwise); tokens are looked up by their SHA-256, never compared as text;
-/// `last_used_at` is written at most once per `AdminTokenStore.lastUsedResolutionSeconds` per token.
+/// `last_used_at` is written at most once per `AdminTokenStore.lastUsedResolutionSeconds` per token. An accepted
+/// token is remembered for `AdminTokenCache.timeToLive` (1 s): revocation and expiry take effect within that.
 struct AdminAuthenticator: Sendable {
     static let realm = "loyalty-admin"
 
     let postgres: PostgresClient
+    let tokens: AdminTokenCache
 
     func authenticate(_ request: Request, logger: Logger) async throws -> AdminActor {
         let values = request.headers[values: .authorization]
@@ -26,8 +28,10 @@ struct AdminAuthenticator: Sendable {
         guard let secret = AdminTokenSecret(parsing: parts[1].trimmingCharacters(in: .whitespaces)) else {
             throw Self.refusal("the bearer token is malformed", invalidToken: true)
         }
+        let hash = secret.hash
+        if let record = tokens.record(hash: hash) { return record.actor }
         let store = AdminTokenStore(client: postgres, logger: logger)
-        guard let record = try await store.find(hash: secret.hash) else {
+        guard let record = try await store.find(hash: hash) else {
             throw Self.refusal("the bearer token is not known", invalidToken: true)
         }
         guard !record.isRevoked else { throw Self.refusal("the bearer token was revoked", invalidToken: true) }
@@ -38,6 +42,7 @@ struct AdminAuthenticator: Sendable {
                 logger.warning("could not note token use", metadata: ["token_id": "\(record.actor.tokenID)", "error": "\(error)"])
             }
         }
+        tokens.keep(record, hash: hash)
         return record.actor
     }
 

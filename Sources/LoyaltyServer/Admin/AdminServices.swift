@@ -46,7 +46,10 @@ struct AdminServices: Sendable {
     /// The rules in force, for `/v1/rules`; nil when the process serves no rules (the rules routes answer 404).
     let rules: CurrentRules?
 
-    var authenticator: AdminAuthenticator { AdminAuthenticator(postgres: postgres) }
+    /// Accepted tokens for a second (one lookup per token per second, not per request).
+    let tokenCache = AdminTokenCache()
+
+    var authenticator: AdminAuthenticator { AdminAuthenticator(postgres: postgres, tokens: tokenCache) }
 
     func members(_ context: AdminRequestContext) -> AdminMemberStore {
         AdminMemberStore(client: postgres, logger: context.logger)

@@ -11,6 +11,13 @@ public struct AdminTokenRecord: Sendable, Equatable {
     public var isExpired: Bool
     /// True when `last_used_at` is unset or older than `AdminTokenStore.lastUsedResolutionSeconds`.
     public var isLastUseStale: Bool
+
+    public init(actor: AdminActor, isRevoked: Bool, isExpired: Bool, isLastUseStale: Bool) {
+        self.actor = actor
+        self.isRevoked = isRevoked
+        self.isExpired = isExpired
+        self.isLastUseStale = isLastUseStale
+    }
 }
 
 /// A token just created: its id and the secret to show once.

@@ -533,13 +533,22 @@ struct POSCheckoutTests {
             let memberID = try await harness.member(card: "CARD-CO-5", points: 1_000)
             let pos = try await harness.authenticated()
             defer { Task { await pos.close() } }
-            _ = try #require(try await pos.send(.hold, Loyalty_Pos_V1_HoldRequest.with {
+            let hold = try #require(try await pos.send(.hold, Loyalty_Pos_V1_HoldRequest.with {
                 $0.posTransactionID = "T-7"
                 $0.memberID = memberID
                 $0.points = 800
             }, as: Loyalty_Pos_V1_HoldResponse.self).value)
-            let released = try #require(try await pos.send(.cancel, cancelRequest("T-7"),
-                                                           as: Loyalty_Pos_V1_CancelResponse.self).value)
+            // A hold id, when sent, must be the one taken under the transaction id; a wrong one changes nothing.
+            var wrongHold = cancelRequest("T-7")
+            wrongHold.holdID = hold.holdID + 1
+            #expect(try await pos.send(.cancel, wrongHold, as: Loyalty_Pos_V1_CancelResponse.self).outcome == "invalidArgument/hold_mismatch")
+            var noHold = cancelRequest("T-NOHOLD")
+            noHold.holdID = hold.holdID
+            #expect(try await pos.send(.cancel, noHold, as: Loyalty_Pos_V1_CancelResponse.self).outcome == "notFound/unknown_hold")
+            #expect(try await harness.lookupPoints(pos, card: "CARD-CO-5").0 == Points(200, 0, 800))
+            var rightHold = cancelRequest("T-7")
+            rightHold.holdID = hold.holdID
+            let released = try #require(try await pos.send(.cancel, rightHold, as: Loyalty_Pos_V1_CancelResponse.self).value)
             #expect(released.cancelled == "hold" && Points(released.points) == Points(1_000, 0, 0))
 
             _ = try #require(try await pos.send(.commit, commitRequest("T-8", member: memberID, redeem: 500), as: Loyalty_Pos_V1_CommitResponse.self).value)

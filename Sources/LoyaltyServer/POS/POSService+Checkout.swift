@@ -204,7 +204,18 @@ extension POSService {
 
     func cancel(_ request: Loyalty_Pos_V1_CancelRequest, session: POSSession, deadline: ContinuousClock.Instant) async -> POSOutcome {
         if let bad = Self.checkID(request.posTransactionID, field: "pos_transaction_id") { return bad }
+        guard request.holdID >= 0 else { return .error(.invalidArgument, "invalid_amount", "hold_id must not be negative") }
         do {
+            // A hold id, when sent, must be the hold taken under this transaction id on this terminal.
+            if request.holdID != 0 {
+                let held = try await writer.heldID(terminalID: session.terminalID, posTransactionID: request.posTransactionID)
+                guard let held else {
+                    return .error(.notFound, "unknown_hold", "no hold was taken under pos_transaction_id \(request.posTransactionID) on this terminal; send hold_id 0 to cancel the purchase")
+                }
+                guard held == request.holdID else {
+                    return .error(.invalidArgument, "hold_mismatch", "hold \(request.holdID) was not taken under pos_transaction_id \(request.posTransactionID) on this terminal")
+                }
+            }
             let (result, member) = try await LedgerMetrics.measure("pos_cancel") { () async throws(LedgerStoreError) in
                 try await writer.cancel(terminalID: session.terminalID, posTransactionID: request.posTransactionID, deadline: deadline)
             }

@@ -151,6 +151,22 @@ public final class CheckoutWriter: Sendable {
             deadline: deadline)
     }
 
+    /// The id of the hold taken under `posTransactionID` on this terminal, from the hold's stored answer; nil when
+    /// no hold was taken under it.
+    public func heldID(terminalID: String, posTransactionID: String) async throws(LedgerStoreError) -> Int64? {
+        let key = try CheckoutStore.key(terminalID: terminalID, "hold", posTransactionID)
+        let result: PipelineResult
+        do {
+            result = try await pool.execute(.prepared(
+                "checkout_hold_of_v1",
+                "SELECT (response->>'hold_id')::bigint FROM idempotency_keys WHERE scope = $1 AND key = $2",
+                [key.scope, key.key]))
+        } catch {
+            throw Self.storeError(error)
+        }
+        return result.scalar.flatMap { Int64($0) }
+    }
+
     /// Returns lines of a purchase, planned from the purchase's current state (`RefundPlan`); when another refund
     /// of the same purchase lands first, the plan is made again.
     public func refund(_ refund: POSRefund, deadline: ContinuousClock.Instant? = nil) async throws(LedgerStoreError) -> (result: RefundResult, member: CheckoutMemberRow) {

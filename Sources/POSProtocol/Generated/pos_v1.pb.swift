@@ -548,7 +548,7 @@ public nonisolated struct Loyalty_Pos_V1_CancelRequest: Sendable {
   /// the commit (voided) or, if none, the hold (released) taken under this id
   public var posTransactionID: String = String()
 
-  /// ignored by this server version; send 0
+  /// 0, or the hold taken under pos_transaction_id (checked: hold_mismatch)
   public var holdID: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -111,4 +111,49 @@ struct CampaignRunnerTests {
             #expect(!exposition().contains("campaign=\"\(campaign)\""), "\(exposition())")
         }
     }
+
+    @Test("a segment refresh while a payment holds the segment's members waits for it instead of deadlocking")
+    func segmentRefreshWaitsForPayment() async throws {
+        try await TestServices.withMigratedDatabase { _, client in
+            var ids: [Int64] = []
+            let rows = try await client.query(
+                """
+                INSERT INTO members (card_number, tags, tier_id)
+                SELECT 'DL-' || g, ARRAY['dl'], (SELECT min(tier_id) FROM tiers) FROM generate_series(1, 3) g
+                RETURNING member_id
+                """, logger: TestServices.logger)
+            for try await id in rows.decode(Int64.self) { ids.append(id) }
+            ids.sort()
+            let store = CampaignStore(client: client, logger: TestServices.logger)
+            let definition = SegmentDefinition(tagsAny: ["dl"])
+            let segment = try await store.createSegment(name: "Deadlock", definition: definition)
+            #expect(segment.members == 3)
+            // Rewrite the two lowest members so a scan of the table meets them last (highest id first).
+            for id in [ids[1], ids[0]] {
+                try await client.query("UPDATE members SET updated_at = now() WHERE member_id = \(id)", logger: TestServices.logger)
+            }
+            func waitingOnLocks() async throws -> Int64 {
+                let rows = try await client.query(
+                    "SELECT count(*)::int8 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    logger: TestServices.logger)
+                for try await count in rows.decode(Int64.self) { return count }
+                return 0
+            }
+            // A payment locks members FOR UPDATE in member order (campaign_pay): the lowest first, then, while the
+            // refresh waits, the highest.
+            let (firstLocked, firstLockedSignal) = AsyncStream<Void>.makeStream()
+            let payment = Task {
+                try await client.withTransaction(logger: TestServices.logger) { connection in
+                    try await connection.query("SELECT 1 FROM members WHERE member_id = \(ids[0]) FOR UPDATE", logger: TestServices.logger)
+                    firstLockedSignal.yield()
+                    try await eventually(within: .seconds(10)) { (try? await waitingOnLocks()) ?? 0 > 0 }
+                    try await connection.query("SELECT 1 FROM members WHERE member_id = \(ids[2]) FOR UPDATE", logger: TestServices.logger)
+                }
+            }
+            for await _ in firstLocked { break }
+            let refresh = Task { try await store.refreshSegment(segment.id, definition: definition) }
+            try await payment.value  // deadlock_detected here when the refresh locked the highest member first
+            #expect(try await refresh.value == 3)
+        }
+    }
 }

@@ -227,7 +227,11 @@ public struct CampaignAdminStore: Sendable {
     static func fill(_ segmentID: Int64, definition: SegmentDefinition, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
         _ = try await connection.query("DELETE FROM segment_members WHERE segment_id = \(segmentID)", logger: logger)
         let select = try definition.compiled(segmentID: segmentID)
-        let insert = PostgresQuery(unsafeSQL: "INSERT INTO segment_members (segment_id, member_id) " + select.sql, binds: select.binds)
+        // In member order: the foreign key locks each member (KEY SHARE) as it is inserted, and payments lock
+        // members FOR UPDATE in member order; the same order on both sides means they wait, never deadlock.
+        let insert = PostgresQuery(
+            unsafeSQL: "INSERT INTO segment_members (segment_id, member_id) " + select.sql + " ORDER BY m.member_id",
+            binds: select.binds)
         _ = try await connection.query(insert, logger: logger)
         let rows = try await connection.query(
             """

@@ -10,6 +10,10 @@
 #   LOADTEST_PIPELINE=4       outstanding requests per connection; redis-benchmark -c is CONNECTIONS × PIPELINE
 #   LOADTEST_DURATION=15      seconds measured per scenario and for pgbench
 #   LOADTEST_SKIP_BUILD=1     reuse the existing release binaries instead of building
+#   LOADTEST_SCRATCH_PATH=.build  SwiftPM scratch path the release binaries are built in (and taken from)
+#   LOADTEST_SCENARIOS="lookup-only commit-only ..."  the closed-loop scenarios to run (default: all five)
+#   LOADTEST_NO_REDIS=1       run lookups again with Redis stopped (lookup-no-redis); 0 = skip
+#   LOADTEST_BLAST=1          run the bonus blast over all members; 0 = skip
 #   LOADTEST_SWEEP=25,50,75,90  shares (%) of each sweep scenario's closed-loop maximum to run open-loop; empty = none
 #   LOADTEST_SWEEP_DURATION=10  seconds measured per sweep point
 set -euo pipefail
@@ -25,11 +29,14 @@ RESULTS="$ROOT/.local/loadtest-results"
 SECRET="$ROOT/.local/loadtest-secret"
 ADMIN_TOKEN="$ROOT/.local/loadtest-admin-token"
 SERVER_LOG="$ROOT/.local/loadtest-server.log"
-BIN="$ROOT/.build/release"
+SCRATCH_PATH="${LOADTEST_SCRATCH_PATH:-$ROOT/.build}"
+BIN="$SCRATCH_PATH/release"
 LT_DB=loyalty_loadtest
 PGB_DB=loyalty_pgbench
 SCENARIO_DIR=loadtests/scenarios
-SCENARIOS=(lookup-only commit-only checkout-mix hot-member admin-read-mix)
+read -r -a SCENARIOS <<<"${LOADTEST_SCENARIOS:-lookup-only commit-only checkout-mix hot-member admin-read-mix}"
+NO_REDIS="${LOADTEST_NO_REDIS:-1}"
+BLAST="${LOADTEST_BLAST:-1}"
 # After its closed-loop run, each of these is run again open-loop at the LOADTEST_SWEEP shares of its maximum.
 SWEEP_SCENARIOS=(lookup-only commit-only checkout-mix)
 SWEEP="${LOADTEST_SWEEP-25,50,75,90}"
@@ -40,6 +47,8 @@ die() { log "error: $*"; exit 1; }
 
 [[ "$SWEEP" =~ ^([1-9][0-9]?(,[1-9][0-9]?)*)?$ ]] || die "LOADTEST_SWEEP must be comma-separated percentages 1-99, not '$SWEEP'"
 IFS=, read -r -a SWEEP_SHARES <<<"$SWEEP"
+[[ "$NO_REDIS$BLAST" =~ ^[01][01]$ ]] || die "LOADTEST_NO_REDIS and LOADTEST_BLAST must be 0 or 1"
+for name in "${SCENARIOS[@]}"; do [[ "$name" =~ ^[a-z0-9-]+$ ]] || die "LOADTEST_SCENARIOS: '$name' is not a scenario name"; done
 for v in MEMBERS CONNECTIONS PIPELINE DURATION SWEEP_DURATION; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "LOADTEST_$v must be a positive integer, not '${!v}'"
 done
@@ -152,7 +161,7 @@ else
     for product in loyalty loyalty-loadtest; do
         log "building $product (release)"
         started=$SECONDS
-        bounded "$B_BUILD" swift build -c release --product "$product"
+        bounded "$B_BUILD" swift build -c release --scratch-path "$SCRATCH_PATH" --product "$product"
         log "built $product in $((SECONDS - started)) s"
     done
 fi
@@ -283,7 +292,7 @@ for name in "${SCENARIOS[@]}"; do
         done
     fi
 done
-if [ -f "$SCENARIO_DIR/lookup-only.json" ]; then
+if [ "$NO_REDIS" = 1 ] && [ -f "$SCENARIO_DIR/lookup-only.json" ]; then
     log "stopping Redis for lookup-no-redis"
     REDIS_STOPPED=1
     timeout 20 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
@@ -298,9 +307,13 @@ if [ -f "$SCENARIO_DIR/lookup-only.json" ]; then
 fi
 
 # 7b. A bonus blast over every seeded member (the campaign machinery the server runs), members paid per second.
-log "bonus blast over all $MEMBERS members"
-bounded $((120 + MEMBERS / 500)) "$BIN/loyalty-loadtest" blast --database-url "$LT_URL" >"$RESULTS/blast.txt"
-cat "$RESULTS/blast.txt"
+if [ "$BLAST" = 1 ]; then
+    log "bonus blast over all $MEMBERS members"
+    bounded $((120 + MEMBERS / 500)) "$BIN/loyalty-loadtest" blast --database-url "$LT_URL" >"$RESULTS/blast.txt"
+    cat "$RESULTS/blast.txt"
+else
+    echo "Bonus blast: not run (LOADTEST_BLAST=0)." >"$RESULTS/blast.txt"
+fi
 
 # 7c. Every scenario must leave the ledger consistent: rebuild balances from postings and check every invariant.
 log "auditing the load-test ledger"

@@ -216,8 +216,8 @@ public final class MemberCache: Sendable {
 
     // MARK: Writes
 
-    /// Caches `member` unless Redis already holds its ledger version or a newer one, then points its card and phone
-    /// indexes at it. Writers call this after every ledger change with the new version: there is no
+    /// Caches `member` unless Redis already holds its ledger version or a newer one, and points its card and phone
+    /// indexes at it, in one round trip. Writers call this after every ledger change with the new version: there is no
     /// delete-then-fill, so a slow reader can never put an older snapshot back.
     ///
     /// - Throws: `CacheError.limitExceeded` for a member outside the limits (nothing is sent).
@@ -236,18 +236,11 @@ public final class MemberCache: Sendable {
         case .success(let value): epoch = value
         case .failure(let error): return writeFailed(error)
         }
-        let outcome = await versionedWrite(
-            memberID: member.memberID, version: member.ledgerVersion, blob: blob, epoch: epoch)
-        guard outcome == .stored else { return outcome }
-        // Indexes only for the blob that won: a skipped writer's card may be out of date.
-        let ttl = Array(String(ttlMilliseconds).utf8)
-        let id = Array(String(member.memberID).utf8)
-        async let cardWrite = setIndex(member.cardNumber.map { keys.card($0, epoch: epoch) }, id: id, ttl: ttl)
-        async let phoneWrite = setIndex(member.phone.map { keys.phone($0, epoch: epoch) }, id: id, ttl: ttl)
-        let cardError = await cardWrite
-        let phoneError = await phoneWrite
-        if let error = cardError ?? phoneError { return writeFailed(error) }
-        return .stored
+        // One script call writes the blob and, only if it won, its indexes: one round trip.
+        let indexes = [member.cardNumber.map { keys.card($0, epoch: epoch) }, member.phone.map { keys.phone($0, epoch: epoch) }]
+        return await versionedWrite(
+            memberID: member.memberID, version: member.ledgerVersion, blob: blob, epoch: epoch,
+            indexes: indexes.compactMap { $0 }, indexAction: .point)
     }
 
     /// Makes lookups of `memberID` miss until a snapshot of at least `ledgerVersion` is put, for writers that
@@ -276,10 +269,9 @@ public final class MemberCache: Sendable {
         case .failure(let error): return writeFailed(error)
         }
         let indexes = [cardNumber.map { keys.card($0, epoch: epoch) }, phone.map { keys.phone($0, epoch: epoch) }].compactMap { $0 }
-        if !indexes.isEmpty {
-            do { _ = try await redis.send(["DEL"] + indexes) } catch { return writeFailed(error) }
-        }
-        return await versionedWrite(memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch)
+        // The script deletes the indexes whatever the marker's outcome, in the same round trip.
+        return await versionedWrite(
+            memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch, indexes: indexes, indexAction: .delete)
     }
 
     private static func checkVersion(memberID: Int64, ledgerVersion: Int64) throws(CacheError) {
@@ -294,12 +286,26 @@ public final class MemberCache: Sendable {
         return parts.seconds * 1_000 + parts.attoseconds / 1_000_000_000_000_000
     }
 
-    private func versionedWrite(memberID: Int64, version: Int64, blob: [UInt8], epoch: Int64) async -> WriteOutcome {
+    /// What the versioned-write script does with the index keys it is given.
+    enum IndexAction: String {
+        /// Point them at the member, if its blob won.
+        case point
+        /// Delete them, whatever the version (erasure).
+        case delete
+    }
+
+    private func versionedWrite(
+        memberID: Int64, version: Int64, blob: [UInt8], epoch: Int64, indexes: [String] = [],
+        indexAction: IndexAction = .point
+    ) async -> WriteOutcome {
         let reply: RedisValue
         do {
             reply = try await MemberCacheScripts.versionedWrite.run(
-                on: redis, keys: [keys.member(memberID, epoch: epoch)],
-                arguments: [Array(String(version).utf8), Array(String(ttlMilliseconds).utf8), blob])
+                on: redis, keys: [keys.member(memberID, epoch: epoch)] + indexes,
+                arguments: [
+                    Array(String(version).utf8), Array(String(ttlMilliseconds).utf8), blob,
+                    Array(indexAction.rawValue.utf8), Array(String(memberID).utf8),
+                ])
         } catch {
             return writeFailed(error)
         }
@@ -309,16 +315,6 @@ public final class MemberCache: Sendable {
         }
         counters.writes.add(1, ordering: .relaxed)
         return .stored
-    }
-
-    private func setIndex(_ key: String?, id: [UInt8], ttl: [UInt8]) async -> CacheError? {
-        guard let key else { return nil }
-        do {
-            _ = try await redis.send(bytes: [Array("SET".utf8), Array(key.utf8), id, Array("PX".utf8), ttl])
-            return nil
-        } catch {
-            return error
-        }
     }
 
     private func writeFailed(_ error: CacheError) -> WriteOutcome {

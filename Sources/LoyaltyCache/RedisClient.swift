@@ -42,6 +42,7 @@ public final class RedisClient: Sendable {
     private let state: Mutex<State>
     private let logger: Logger
     private let onRecovery: @Sendable () -> Void
+    private let commandsSent = Atomic<Int>(0)
 
     public init(
         configuration: Configuration,
@@ -67,6 +68,10 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Commands handed to a connection since the client was made, each one request and one reply: tests count
+    /// round trips with it.
+    public var commandCount: Int { commandsSent.load(ordering: .relaxed) }
+
     public func send(_ arguments: [String]) async throws(CacheError) -> RedisValue {
         try await send(bytes: arguments.map { Array($0.utf8) })
     }
@@ -84,6 +89,7 @@ public final class RedisClient: Sendable {
         }
         do {
             let connection = try await connection(at: slotIndex)
+            commandsSent.add(1, ordering: .relaxed)
             let reply = try await connection.send(arguments, timeoutMs: configuration.commandTimeoutMs)
             recordSuccess()
             return reply

@@ -36,30 +36,48 @@ final class RedisScript: Sendable {
     }
 }
 
-/// The scripts of the member cache. Each touches only its KEYS, all in one cluster slot.
+/// The scripts of the member cache. They assume one Redis server (no cluster): see each script.
 enum MemberCacheScripts {
-    /// Stores a member blob, or an invalidation marker, only when it is newer than what is stored.
+    /// Stores a member blob, or an invalidation marker, only when it is newer than what is stored, and in the same
+    /// call points the member's card and phone index keys at it (or, for an erasure, deletes them): one round trip
+    /// for a whole cache update after a ledger write.
     ///
-    /// KEYS[1] the member's hash; ARGV[1] ledger version; ARGV[2] TTL in ms; ARGV[3] blob, or '' for a marker.
-    /// The hash keeps the version in field v beside the blob in field b, so the check and the write are one
-    /// atomic step and the blob is never deleted first and filled later. Rules, with s = the stored version:
+    /// KEYS[1] the member's hash; KEYS[2..] index keys. ARGV[1] ledger version; ARGV[2] TTL in ms; ARGV[3] blob,
+    /// or '' for a marker; ARGV[4] what to do with the index keys: 'point' (set them to ARGV[5], the member id, with
+    /// the TTL) or 'delete'. The hash keeps the version in field v beside the blob in field b, so the check and the
+    /// write are one atomic step and the blob is never deleted first and filled later. Rules, with s = the stored
+    /// version:
     /// - nothing stored, or version > s: write (a marker deletes b and keeps v = version), set the TTL, answer 1;
     /// - version < s: answer 0 (an older snapshot never replaces a newer one, nor a newer marker);
     /// - version = s: a blob fills an invalidated hash (answer 1); it leaves an equal blob alone (answer 0); a
     ///   marker at the version of the stored blob answers 0 (that blob is already as new as the marker asks).
+    /// Index keys are pointed only by a blob at least as new as the stored one (a skipped writer's card may be out
+    /// of date; an equal blob carries the same identifiers, so it may restore an index that expired or was
+    /// evicted alone). 'delete' runs first and always: an erasure removes the identifiers whatever the version.
+    ///
+    /// Not for Redis Cluster: the index keys are not in the member's slot (a till looks them up by digest only).
     static let versionedWrite = RedisScript(
         """
+        if ARGV[4] == 'delete' and #KEYS > 1 then redis.call('DEL', unpack(KEYS, 2)) end
+        local function point()
+          if ARGV[4] ~= 'point' then return end
+          for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[5], 'PX', ARGV[2]) end
+        end
         local stored = tonumber(redis.call('HGET', KEYS[1], 'v'))
         local version = tonumber(ARGV[1])
         if stored then
           if version < stored then return 0 end
-          if version == stored and (ARGV[3] == '' or redis.call('HEXISTS', KEYS[1], 'b') == 1) then return 0 end
+          if version == stored and (ARGV[3] == '' or redis.call('HEXISTS', KEYS[1], 'b') == 1) then
+            if ARGV[3] ~= '' then point() end
+            return 0
+          end
         end
         if ARGV[3] == '' then
           redis.call('HDEL', KEYS[1], 'b')
           redis.call('HSET', KEYS[1], 'v', ARGV[1])
         else
           redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[3])
+          point()
         end
         redis.call('PEXPIRE', KEYS[1], ARGV[2])
         return 1

@@ -235,7 +235,15 @@ struct MemberCacheKeys: Sendable {
 
     static let blobLayout = "b2"
 
-    func member(_ memberID: Int64, epoch: Int64) -> String { "\(namespace):\(Self.blobLayout):e\(epoch):{m\(memberID)}:member" }
+    func member(_ memberID: Int64, epoch: Int64) -> String {
+        let parts = memberParts(epoch: epoch)
+        return "\(parts.prefix)\(memberID)\(parts.suffix)"
+    }
+
+    /// The member hash key around the member id, for the lookup script that learns the id from an index.
+    func memberParts(epoch: Int64) -> (prefix: String, suffix: String) {
+        ("\(namespace):\(Self.blobLayout):e\(epoch):{m", "}:member")
+    }
 
     func card(_ card: String, epoch: Int64) -> String {
         "\(namespace):\(Self.blobLayout):e\(epoch):card:\(digests.hex(card, kind: .card))"

@@ -166,8 +166,9 @@ public final class MemberCache: Sendable {
         return await lookUp(identifier: phone, kind: "phone", key: keys.phone) { $0.phoneDigest == digest }
     }
 
-    /// Index → member id → blob. The blob must still carry the identifier: an index is written after its blob and
-    /// not removed when a card moves, so it may point at a member who no longer has that card.
+    /// Index → member id → blob, in one script call (one round trip). The blob must still carry the identifier: an
+    /// index is written after its blob and not removed when a card moves, so it may point at a member who no
+    /// longer has that card.
     private func lookUp(
         identifier: String, kind: String, key: (String, Int64) -> String,
         matches: @Sendable (CachedMember.Blob) -> Bool
@@ -179,14 +180,15 @@ public final class MemberCache: Sendable {
         case .success(let value): epoch = value
         case .failure(let error): return lookupFailed(error)
         }
+        let parts = keys.memberParts(epoch: epoch)
         let reply: RedisValue
         do {
-            reply = try await redis.send(["GET", key(identifier, epoch)])
+            reply = try await MemberCacheScripts.indexedLookup.run(
+                on: redis, keys: [key(identifier, epoch)], arguments: [Array(parts.prefix.utf8), Array(parts.suffix.utf8)])
         } catch {
             return lookupFailed(error)
         }
-        guard let text = reply.string, let memberID = Int64(text), memberID > 0 else { return countedMiss() }
-        return await blob(memberID: memberID, epoch: epoch, matches: matches)
+        return decodedLookup(reply, memberID: nil, matches: matches)
     }
 
     private func blob(memberID: Int64, epoch: Int64, matches: @Sendable (CachedMember.Blob) -> Bool) async -> Lookup {
@@ -196,8 +198,13 @@ public final class MemberCache: Sendable {
         } catch {
             return lookupFailed(error)
         }
-        guard let bytes = reply.bytes, let blob = CachedMember.decode(bytes), blob.member.memberID == memberID,
-            matches(blob)
+        return decodedLookup(reply, memberID: memberID, matches: matches)
+    }
+
+    /// A blob reply as a hit or a miss. `memberID`: the id the key was made of, when the caller knows it.
+    func decodedLookup(_ reply: RedisValue, memberID: Int64?, matches: (CachedMember.Blob) -> Bool) -> Lookup {
+        guard let bytes = reply.bytes, let blob = CachedMember.decode(bytes), blob.member.memberID > 0,
+            memberID == nil || blob.member.memberID == memberID, matches(blob)
         else { return countedMiss() }
         counters.hits.add(1, ordering: .relaxed)
         return .hit(blob.member)

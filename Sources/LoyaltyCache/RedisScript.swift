@@ -83,6 +83,22 @@ enum MemberCacheScripts {
         return 1
         """)
 
+    /// Follows an index key to the member's blob in one call: a till's card or phone lookup is one round trip.
+    ///
+    /// KEYS[1] the index key; ARGV[1] and ARGV[2] the member hash key before and after the member id (same
+    /// namespace, layout and epoch as the index). Answers the blob, or nil when the index or the blob is missing
+    /// or the index does not hold a member id. The caller still checks that the blob carries the identifier's
+    /// digest (an index may point at a member who no longer has that card).
+    ///
+    /// Reads a key it was not given (the member hash, known only after the GET): fine on one Redis server, not
+    /// on Redis Cluster.
+    static let indexedLookup = RedisScript(
+        """
+        local id = redis.call('GET', KEYS[1])
+        if not id or not string.match(id, '^[1-9][0-9]*$') then return false end
+        return redis.call('HGET', ARGV[1] .. id .. ARGV[2], 'b')
+        """)
+
     /// Moves the shared epoch past both its stored value and the caller's, and answers the new epoch.
     ///
     /// KEYS[1] the epoch key; ARGV[1] the epoch the caller last used. INCR alone would go backwards when Redis

@@ -4,7 +4,7 @@ import LoyaltyTestSupport
 import Testing
 
 /// Round trips of the member cache, counted with `RedisClient.commandCount` (one command is one request and one
-/// reply): a write after a ledger change costs one.
+/// reply): a write after a ledger change and a till lookup each cost one.
 @Suite("Member cache round trips against a real Redis")
 struct MemberCacheRoundTripTests {
     private static func member(
@@ -43,7 +43,7 @@ struct MemberCacheRoundTripTests {
         return (value, redis.commandCount - before)
     }
 
-    @Test("a put with card and phone is one command, stale or not")
+    @Test("a put with card and phone is one command; a card, phone or id lookup is one command, hit or miss")
     func oneCommandEach() async throws {
         let redis = try TestServices.redisClient()
         defer { Task { await redis.shutdown() } }
@@ -53,6 +53,14 @@ struct MemberCacheRoundTripTests {
 
         let put = try await Self.counted(redis) { try await cache.put(stored) }
         #expect(put.0 == .stored && put.commands == 1)
+        let byCard = await Self.counted(redis) { await cache.member(card: "RT-42") }
+        #expect(byCard.0 == .hit(stored.withoutIdentifiers) && byCard.commands == 1)
+        let byPhone = await Self.counted(redis) { await cache.member(phone: "+4942") }
+        #expect(byPhone.0 == .hit(stored.withoutIdentifiers) && byPhone.commands == 1)
+        let byID = await Self.counted(redis) { await cache.member(id: 42) }
+        #expect(byID.0 == .hit(stored.withoutIdentifiers) && byID.commands == 1)
+        let unknown = await Self.counted(redis) { await cache.member(card: "RT-unknown") }
+        #expect(unknown.0 == .miss && unknown.commands == 1)
         // A stale put is one command too, and points no index at its (older) card.
         let stale = try await Self.counted(redis) { try await cache.put(Self.member(42, version: 2, card: "RT-old")) }
         #expect(stale.0 == .skippedStale && stale.commands == 1)

@@ -33,6 +33,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("checkout-connections"), help: "Pipelined PostgreSQL connections for the till's writes (env LOYALTY_CHECKOUT_CONNECTIONS, default 4).")
     var checkoutConnections: Int?
 
+    @Option(name: .customLong("lookup-connections"), help: "Pipelined PostgreSQL connections for till lookups Redis cannot answer (env LOYALTY_LOOKUP_CONNECTIONS, default 2).")
+    var lookupConnections: Int?
+
     @Flag(name: .customLong("migrate"), help: "Apply pending migrations before serving.")
     var migrateFirst = false
 
@@ -61,6 +64,11 @@ struct ServeCommand: AsyncParsableCommand {
                 throw CommandFailure("checkout connections '\(checkoutText)' must be 1-64")
             }
             configuration.checkoutConnections = checkout
+            let lookupText = lookupConnections.map(String.init) ?? environment("LOYALTY_LOOKUP_CONNECTIONS") ?? "2"
+            guard let lookup = Int(lookupText), MemberSnapshotReader.connectionCountRange.contains(lookup) else {
+                throw CommandFailure("lookup connections '\(lookupText)' must be \(MemberSnapshotReader.connectionCountRange)")
+            }
+            configuration.lookupConnections = lookup
             if migrateFirst {
                 let files = try MigrationFile.load(from: configuration.migrationsDirectory)
                 let report = try await withPostgres(databaseURL, logger: logger) { client in

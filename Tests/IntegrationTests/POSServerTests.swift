@@ -14,6 +14,7 @@ import Testing
 /// rules (or those of `rulesDirectory`) and, given a Redis URL, a member cache over that Redis.
 struct POSHarness: Sendable {
     let port: Int
+    let url: DatabaseURL
     let client: PostgresClient
     let terminalID = "till-1"
     let secret: [UInt8]
@@ -50,12 +51,13 @@ struct POSHarness: Sendable {
             }
             let campaigns = ActiveCampaigns(store: CampaignStore(client: client, logger: TestServices.logger), logger: TestServices.logger)
             let writer = try await CheckoutWriter.connect(url: url, connections: 2, logger: TestServices.logger)
+            let lookups = try await MemberSnapshotReader.connect(url: url, connections: 1, logger: TestServices.logger)
             let service = POSService(
-                postgres: client, writer: writer, cache: cache, rules: rules, campaigns: campaigns, limits: limits,
+                postgres: client, writer: writer, lookups: lookups, cache: cache, rules: rules, campaigns: campaigns, limits: limits,
                 commitLimits: commitLimits, logger: TestServices.logger)
             let listener = try await POSListener(
                 host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: 2_000)
-            let harness = POSHarness(port: listener.boundPort, client: client, secret: secret, listener: listener, rules: rules, cache: cache,
+            let harness = POSHarness(port: listener.boundPort, url: url, client: client, secret: secret, listener: listener, rules: rules, cache: cache,
                                      campaigns: campaigns)
             do {
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -65,10 +67,12 @@ struct POSHarness: Sendable {
                 }
             } catch {
                 await writer.close()
+                await lookups.close()
                 await redis?.shutdown()
                 throw error
             }
             await writer.close()
+            await lookups.close()
             await redis?.shutdown()
         }
     }

@@ -42,8 +42,10 @@ struct POSOutcome: Sendable {
 final class POSService: Sendable {
     let postgres: PostgresClient
     let terminals: TerminalStore
-    /// Reads of the checkout (member snapshots for lookups and pricing) through postgres-nio.
+    /// Reads of the checkout (member snapshots for pricing) through postgres-nio.
     let checkout: CheckoutStore
+    /// Lookups that Redis cannot answer: one prepared statement each, on connections of their own.
+    let lookups: MemberSnapshotReader
     /// The till's writes, through libpq in pipeline mode: acknowledged only once committed.
     let writer: CheckoutWriter
     /// Commits go through it: concurrent commits share one database call and one WAL flush.
@@ -57,14 +59,15 @@ final class POSService: Sendable {
     let metrics: POSMetrics
 
     init(
-        postgres: PostgresClient, writer: CheckoutWriter, cache: MemberCache?, rules: CurrentRules, campaigns: ActiveCampaigns? = nil,
-        limits: POSConnectionLimits, commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), logger: Logger
+        postgres: PostgresClient, writer: CheckoutWriter, lookups: MemberSnapshotReader, cache: MemberCache?, rules: CurrentRules,
+        campaigns: ActiveCampaigns? = nil, limits: POSConnectionLimits, commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), logger: Logger
     ) {
         self.campaigns = campaigns ?? ActiveCampaigns(store: nil, logger: logger)
         self.postgres = postgres
         self.terminals = TerminalStore(client: postgres, logger: logger)
         self.checkout = CheckoutStore(client: postgres, logger: logger)
         self.writer = writer
+        self.lookups = lookups
         self.commits = CommitBatcher(writer: writer, limits: commitLimits)
         self.cache = cache
         self.rules = rules
@@ -151,7 +154,7 @@ final class POSService: Sendable {
         }
         switch method {
         case .lookup?:
-            return await decoded(payload, Loyalty_Pos_V1_LookupRequest.self) { await self.lookup($0) }
+            return await decoded(payload, Loyalty_Pos_V1_LookupRequest.self) { await self.lookup($0, deadline: deadline) }
         case .quote?:
             return await decoded(payload, Loyalty_Pos_V1_QuoteRequest.self) { await self.quote($0) }
         case .hold?:
@@ -178,7 +181,7 @@ final class POSService: Sendable {
         return await body(request)
     }
 
-    func lookup(_ request: Loyalty_Pos_V1_LookupRequest) async -> POSOutcome {
+    func lookup(_ request: Loyalty_Pos_V1_LookupRequest, deadline: ContinuousClock.Instant) async -> POSOutcome {
         let identifier: MemberIdentifier
         switch request.identifier {
         case .cardNumber(let value)?: identifier = .card(value)
@@ -217,7 +220,15 @@ final class POSService: Sendable {
             }
         }
         let data: Data?
-        do { data = try await checkout.snapshot(identifier) } catch { return Self.failure(error, logger: logger) }
+        do { data = try await lookups.snapshot(identifier, deadline: deadline) } catch {
+            switch error {
+            case .deadlineExceeded:
+                return .error(.deadlineExceeded, "deadline_exceeded", "the lookup's deadline passed before PostgreSQL could be asked")
+            case .unavailable(let reason):
+                logger.warning("pos lookup could not reach PostgreSQL", metadata: ["error": "\(reason)"])
+                return .error(.unavailable, "store_unavailable", "the member store is unreachable; retry")
+            }
+        }
         guard let data, let member = try? JSONDecoder().decode(CachedMember.self, from: data) else {
             return .error(.notFound, "unknown_member", "no member with that identifier")
         }

@@ -210,7 +210,7 @@ public final class MemberCache: Sendable {
         return .hit(blob.member)
     }
 
-    private func countedMiss() -> Lookup {
+    func countedMiss() -> Lookup {
         counters.misses.add(1, ordering: .relaxed)
         return .miss
     }

@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// A Lua script that is sent whole once (SCRIPT LOAD) and then run by its SHA-1 (EVALSHA).
@@ -21,6 +22,25 @@ final class RedisScript: Sendable {
         } catch {
             guard case .server(let message) = error, message.hasPrefix("NOSCRIPT") else { throw error }
             return try await redis.send(bytes: [Array("EVAL".utf8), Array(source.utf8)] + tail)
+        }
+    }
+
+    /// `run` without Swift concurrency (see `RedisClient.sendOnLoop`). Nil when the script was not loaded yet by
+    /// a `run`, or no connection is live: use `run`. NOSCRIPT is answered with EVAL, as in `run`.
+    func runOnLoop(on redis: RedisClient, keys: [String], arguments: [[UInt8]], preferring eventLoop: any EventLoop)
+        -> EventLoopFuture<RedisValue>?
+    {
+        guard let sha = digest.withLock({ $0 }) else { return nil }
+        let tail = [Array(String(keys.count).utf8)] + keys.map { Array($0.utf8) } + arguments
+        guard let first = redis.sendOnLoop(bytes: [Array("EVALSHA".utf8), Array(sha.utf8)] + tail, preferring: eventLoop) else {
+            return nil
+        }
+        let source = self.source
+        return first.flatMapError { error in
+            guard case .server(let message)? = error as? CacheError, message.hasPrefix("NOSCRIPT"),
+                let again = redis.sendOnLoop(bytes: [Array("EVAL".utf8), Array(source.utf8)] + tail, preferring: eventLoop)
+            else { return first.eventLoop.makeFailedFuture(error) }
+            return again.hop(to: first.eventLoop)
         }
     }
 

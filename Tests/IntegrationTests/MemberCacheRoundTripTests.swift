@@ -1,6 +1,7 @@
 import Foundation
 import LoyaltyCache
 import LoyaltyTestSupport
+import NIOPosix
 import Testing
 
 /// Round trips of the member cache, counted with `RedisClient.commandCount` (one command is one request and one
@@ -134,5 +135,37 @@ struct MemberCacheRoundTripTests {
         // The fill after that miss has the same version: the blob stays, the index comes back.
         #expect(try await cache.put(stored) == .skippedStale)
         #expect(await cache.member(card: "RT-12") == .hit(stored.withoutIdentifiers))
+    }
+}
+
+@Suite("Member cache lookups on the event loop")
+struct MemberCacheOnLoopTests {
+    @Test("once the epoch is read and the script loaded, lookups answer from futures: hit, miss, one command each")
+    func lookupsOnLoop() async throws {
+        let redis = try TestServices.redisClient()
+        defer { Task { await redis.shutdown() } }
+        var configuration = MemberCache.Configuration()
+        configuration.namespace = "loop-" + UUID().uuidString.prefix(12).lowercased()
+        let cache = try MemberCache(redis: redis, configuration: configuration, logger: TestServices.logger)
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        // Nothing read yet: the async lookups must go first.
+        #expect(cache.memberOnLoop(card: "L-1", eventLoop: eventLoop) == nil)
+
+        let stored = CachedMember(
+            memberID: 31, tierCode: "BASE", tierName: "Base", status: "active", cardNumber: "L-1", phone: "+4931",
+            points: .init(available: 5), cashbackMinor: .init(available: 0), ledgerVersion: 2)
+        #expect(try await cache.put(stored) == .stored)
+        #expect(await cache.member(card: "L-1") == .hit(stored.withoutIdentifiers))  // loads the lookup script
+
+        let before = redis.commandCount
+        let byCard = try #require(cache.memberOnLoop(card: "L-1", eventLoop: eventLoop))
+        #expect(try await byCard.get() == .hit(stored.withoutIdentifiers))
+        let byPhone = try #require(cache.memberOnLoop(phone: "+4931", eventLoop: eventLoop))
+        #expect(try await byPhone.get() == .hit(stored.withoutIdentifiers))
+        let byID = try #require(cache.memberOnLoop(id: 31, eventLoop: eventLoop))
+        #expect(try await byID.get() == .hit(stored.withoutIdentifiers))
+        let unknown = try #require(cache.memberOnLoop(card: "L-2", eventLoop: eventLoop))
+        #expect(try await unknown.get() == .miss)
+        #expect(redis.commandCount - before == 4)
     }
 }

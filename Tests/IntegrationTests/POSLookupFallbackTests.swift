@@ -80,3 +80,31 @@ struct POSLookupFallbackTests {
         }
     }
 }
+
+@Suite("POS lookups from the cache")
+struct POSLookupOnLoopTests {
+    @Test("a cached member is answered on the connection's event loop; a miss still fills the cache")
+    func cacheHitsOnTheEventLoop() async throws {
+        // A namespace of its own: member ids restart in every test database, the shared namespace may hold others.
+        let namespace = "pos-loop-" + UUID().uuidString.prefix(8).lowercased()
+        try await POSHarness.with(redisURL: try TestServices.redisURL(), cacheNamespace: namespace) { harness in
+            let members = MemberStore(client: harness.client, logger: TestServices.logger)
+            let card = "LOOP-" + UUID().uuidString.prefix(8)
+            let member = try await members.create(NewMember(cardNumber: card))
+            let pos = try await harness.authenticated()
+
+            // The first lookup misses (or the cache is not settled yet) and fills the cache from PostgreSQL.
+            let first = try await pos.call(.lookup, lookup(card: card)).decode(Loyalty_Pos_V1_MemberSummary.self)
+            #expect(first.memberID == member)
+            let before = harness.service.lookupsAnsweredOnLoop.load(ordering: .relaxed)
+            for _ in 0..<20 {
+                let summary = try await pos.call(.lookup, lookup(card: card)).decode(Loyalty_Pos_V1_MemberSummary.self)
+                #expect(summary.memberID == member && summary.fromCache)
+            }
+            #expect(harness.service.lookupsAnsweredOnLoop.load(ordering: .relaxed) - before == 20)
+            // An unknown card misses on the loop and is answered by PostgreSQL in a task.
+            #expect(try await pos.call(.lookup, lookup(card: "LOOP-NONE")).status == .notFound)
+            await pos.close()
+        }
+    }
+}

@@ -19,6 +19,7 @@ struct POSHarness: Sendable {
     let terminalID = "till-1"
     let secret: [UInt8]
     let listener: POSListener
+    let service: POSService
     let rules: CurrentRules
     let cache: MemberCache?
     /// Backed by the test database; call `refresh()` after creating a campaign.
@@ -26,7 +27,7 @@ struct POSHarness: Sendable {
 
     static func with(
         limits: POSConnectionLimits = POSConnectionLimits(), redisURL: RedisURL? = nil, rulesDirectory: URL? = nil,
-        commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(),
+        commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), cacheNamespace: String? = nil,
         _ body: @Sendable (POSHarness) async throws -> Void
     ) async throws {
         try await TestServices.withMigratedDatabase { url, client in
@@ -47,7 +48,10 @@ struct POSHarness: Sendable {
                 configuration.commandTimeoutMs = 1_000
                 configuration.breakerCooldownMs = 50
                 redis = RedisClient(configuration: configuration, logger: TestServices.logger, onRecovery: { recovery.fire() })
-                cache = try MemberCache(redis: redis!, recoverySignal: recovery, logger: TestServices.logger)
+                var cacheConfiguration = MemberCache.Configuration()
+                if let cacheNamespace { cacheConfiguration.namespace = cacheNamespace }
+                cache = try MemberCache(
+                    redis: redis!, configuration: cacheConfiguration, recoverySignal: recovery, logger: TestServices.logger)
             }
             let campaigns = ActiveCampaigns(store: CampaignStore(client: client, logger: TestServices.logger), logger: TestServices.logger)
             let writer = try await CheckoutWriter.connect(url: url, connections: 2, logger: TestServices.logger)
@@ -57,7 +61,7 @@ struct POSHarness: Sendable {
                 commitLimits: commitLimits, logger: TestServices.logger)
             let listener = try await POSListener(
                 host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: 2_000)
-            let harness = POSHarness(port: listener.boundPort, url: url, client: client, secret: secret, listener: listener, rules: rules, cache: cache,
+            let harness = POSHarness(port: listener.boundPort, url: url, client: client, secret: secret, listener: listener, service: service, rules: rules, cache: cache,
                                      campaigns: campaigns)
             do {
                 try await withThrowingTaskGroup(of: Void.self) { group in

@@ -225,8 +225,8 @@ private struct BlobReader {
 /// No key or value holds a card number or phone. The blob layout is part of every key: a server with a new
 /// layout never reads (or, at an equal ledger version, fails to replace) blobs of the old one; those simply expire.
 ///
-/// `{m42}` is a Redis Cluster hash tag: everything the versioned-write script touches is in one slot. Index keys
-/// are written by separate commands, so they may live on any slot.
+/// `{m42}` is a Redis Cluster hash tag, but the scripts (`MemberCacheScripts`) also touch index keys, which live
+/// on other slots: the cache needs one Redis server, not a cluster.
 struct MemberCacheKeys: Sendable {
     let namespace: String
     let digests: IdentifierDigest
@@ -235,7 +235,15 @@ struct MemberCacheKeys: Sendable {
 
     static let blobLayout = "b2"
 
-    func member(_ memberID: Int64, epoch: Int64) -> String { "\(namespace):\(Self.blobLayout):e\(epoch):{m\(memberID)}:member" }
+    func member(_ memberID: Int64, epoch: Int64) -> String {
+        let parts = memberParts(epoch: epoch)
+        return "\(parts.prefix)\(memberID)\(parts.suffix)"
+    }
+
+    /// The member hash key around the member id, for the lookup script that learns the id from an index.
+    func memberParts(epoch: Int64) -> (prefix: String, suffix: String) {
+        ("\(namespace):\(Self.blobLayout):e\(epoch):{m", "}:member")
+    }
 
     func card(_ card: String, epoch: Int64) -> String {
         "\(namespace):\(Self.blobLayout):e\(epoch):card:\(digests.hex(card, kind: .card))"

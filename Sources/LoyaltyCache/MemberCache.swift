@@ -168,8 +168,9 @@ public final class MemberCache: Sendable {
         return await lookUp(identifier: phone, kind: "phone", key: keys.phone) { $0.phoneDigest == digest }
     }
 
-    /// Index → member id → blob. The blob must still carry the identifier: an index is written after its blob and
-    /// not removed when a card moves, so it may point at a member who no longer has that card.
+    /// Index → member id → blob, in one script call (one round trip). The blob must still carry the identifier: an
+    /// index is written after its blob and not removed when a card moves, so it may point at a member who no
+    /// longer has that card.
     private func lookUp(
         identifier: String, kind: String, key: (String, Int64) -> String,
         matches: @Sendable (CachedMember.Blob) -> Bool
@@ -181,14 +182,15 @@ public final class MemberCache: Sendable {
         case .success(let value): epoch = value
         case .failure(let error): return lookupFailed(error)
         }
+        let parts = keys.memberParts(epoch: epoch)
         let reply: RedisValue
         do {
-            reply = try await redis.send(["GET", key(identifier, epoch)])
+            reply = try await MemberCacheScripts.indexedLookup.run(
+                on: redis, keys: [key(identifier, epoch)], arguments: [Array(parts.prefix.utf8), Array(parts.suffix.utf8)])
         } catch {
             return lookupFailed(error)
         }
-        guard let text = reply.string, let memberID = Int64(text), memberID > 0 else { return countedMiss() }
-        return await blob(memberID: memberID, epoch: epoch, matches: matches)
+        return decodedLookup(reply, memberID: nil, matches: matches)
     }
 
     private func blob(memberID: Int64, epoch: Int64, matches: @Sendable (CachedMember.Blob) -> Bool) async -> Lookup {
@@ -198,14 +200,19 @@ public final class MemberCache: Sendable {
         } catch {
             return lookupFailed(error)
         }
-        guard let bytes = reply.bytes, let blob = CachedMember.decode(bytes), blob.member.memberID == memberID,
-            matches(blob)
+        return decodedLookup(reply, memberID: memberID, matches: matches)
+    }
+
+    /// A blob reply as a hit or a miss. `memberID`: the id the key was made of, when the caller knows it.
+    func decodedLookup(_ reply: RedisValue, memberID: Int64?, matches: (CachedMember.Blob) -> Bool) -> Lookup {
+        guard let bytes = reply.bytes, let blob = CachedMember.decode(bytes), blob.member.memberID > 0,
+            memberID == nil || blob.member.memberID == memberID, matches(blob)
         else { return countedMiss() }
         counters.hits.add(1, ordering: .relaxed)
         return .hit(blob.member)
     }
 
-    private func countedMiss() -> Lookup {
+    func countedMiss() -> Lookup {
         counters.misses.add(1, ordering: .relaxed)
         return .miss
     }
@@ -218,8 +225,8 @@ public final class MemberCache: Sendable {
 
     // MARK: Writes
 
-    /// Caches `member` unless Redis already holds its ledger version or a newer one, then points its card and phone
-    /// indexes at it. Writers call this after every ledger change with the new version: there is no
+    /// Caches `member` unless Redis already holds its ledger version or a newer one, and points its card and phone
+    /// indexes at it, in one round trip. Writers call this after every ledger change with the new version: there is no
     /// delete-then-fill, so a slow reader can never put an older snapshot back.
     ///
     /// - Throws: `CacheError.limitExceeded` for a member outside the limits (nothing is sent).
@@ -238,18 +245,11 @@ public final class MemberCache: Sendable {
         case .success(let value): epoch = value
         case .failure(let error): return writeFailed(error)
         }
-        let outcome = await versionedWrite(
-            memberID: member.memberID, version: member.ledgerVersion, blob: blob, epoch: epoch)
-        guard outcome == .stored else { return outcome }
-        // Indexes only for the blob that won: a skipped writer's card may be out of date.
-        let ttl = Array(String(ttlMilliseconds).utf8)
-        let id = Array(String(member.memberID).utf8)
-        async let cardWrite = setIndex(member.cardNumber.map { keys.card($0, epoch: epoch) }, id: id, ttl: ttl)
-        async let phoneWrite = setIndex(member.phone.map { keys.phone($0, epoch: epoch) }, id: id, ttl: ttl)
-        let cardError = await cardWrite
-        let phoneError = await phoneWrite
-        if let error = cardError ?? phoneError { return writeFailed(error) }
-        return .stored
+        // One script call writes the blob and, only if it won, its indexes: one round trip.
+        let indexes = [member.cardNumber.map { keys.card($0, epoch: epoch) }, member.phone.map { keys.phone($0, epoch: epoch) }]
+        return await versionedWrite(
+            memberID: member.memberID, version: member.ledgerVersion, blob: blob, epoch: epoch,
+            indexes: indexes.compactMap { $0 }, indexAction: .point)
     }
 
     /// Makes lookups of `memberID` miss until a snapshot of at least `ledgerVersion` is put, for writers that
@@ -278,10 +278,9 @@ public final class MemberCache: Sendable {
         case .failure(let error): return writeFailed(error)
         }
         let indexes = [cardNumber.map { keys.card($0, epoch: epoch) }, phone.map { keys.phone($0, epoch: epoch) }].compactMap { $0 }
-        if !indexes.isEmpty {
-            do { _ = try await redis.send(["DEL"] + indexes) } catch { return writeFailed(error) }
-        }
-        return await versionedWrite(memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch)
+        // The script deletes the indexes whatever the marker's outcome, in the same round trip.
+        return await versionedWrite(
+            memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch, indexes: indexes, indexAction: .delete)
     }
 
     private static func checkVersion(memberID: Int64, ledgerVersion: Int64) throws(CacheError) {
@@ -296,12 +295,26 @@ public final class MemberCache: Sendable {
         return parts.seconds * 1_000 + parts.attoseconds / 1_000_000_000_000_000
     }
 
-    private func versionedWrite(memberID: Int64, version: Int64, blob: [UInt8], epoch: Int64) async -> WriteOutcome {
+    /// What the versioned-write script does with the index keys it is given.
+    enum IndexAction: String {
+        /// Point them at the member, if its blob won.
+        case point
+        /// Delete them, whatever the version (erasure).
+        case delete
+    }
+
+    private func versionedWrite(
+        memberID: Int64, version: Int64, blob: [UInt8], epoch: Int64, indexes: [String] = [],
+        indexAction: IndexAction = .point
+    ) async -> WriteOutcome {
         let reply: RedisValue
         do {
             reply = try await MemberCacheScripts.versionedWrite.run(
-                on: redis, keys: [keys.member(memberID, epoch: epoch)],
-                arguments: [Array(String(version).utf8), Array(String(ttlMilliseconds).utf8), blob])
+                on: redis, keys: [keys.member(memberID, epoch: epoch)] + indexes,
+                arguments: [
+                    Array(String(version).utf8), Array(String(ttlMilliseconds).utf8), blob,
+                    Array(indexAction.rawValue.utf8), Array(String(memberID).utf8),
+                ])
         } catch {
             return writeFailed(error)
         }
@@ -311,16 +324,6 @@ public final class MemberCache: Sendable {
         }
         counters.writes.add(1, ordering: .relaxed)
         return .stored
-    }
-
-    private func setIndex(_ key: String?, id: [UInt8], ttl: [UInt8]) async -> CacheError? {
-        guard let key else { return nil }
-        do {
-            _ = try await redis.send(bytes: [Array("SET".utf8), Array(key.utf8), id, Array("PX".utf8), ttl])
-            return nil
-        } catch {
-            return error
-        }
     }
 
     private func writeFailed(_ error: CacheError) -> WriteOutcome {

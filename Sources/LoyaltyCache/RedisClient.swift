@@ -42,6 +42,7 @@ public final class RedisClient: Sendable {
     private let state: Mutex<State>
     private let logger: Logger
     private let onRecovery: @Sendable () -> Void
+    private let commandsSent = Atomic<Int>(0)
 
     public init(
         configuration: Configuration,
@@ -67,6 +68,10 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Commands handed to a connection since the client was made, each one request and one reply: tests count
+    /// round trips with it.
+    public var commandCount: Int { commandsSent.load(ordering: .relaxed) }
+
     public func send(_ arguments: [String]) async throws(CacheError) -> RedisValue {
         try await send(bytes: arguments.map { Array($0.utf8) })
     }
@@ -84,6 +89,7 @@ public final class RedisClient: Sendable {
         }
         do {
             let connection = try await connection(at: slotIndex)
+            commandsSent.add(1, ordering: .relaxed)
             let reply = try await connection.send(arguments, timeoutMs: configuration.commandTimeoutMs)
             recordSuccess()
             return reply
@@ -91,6 +97,48 @@ public final class RedisClient: Sendable {
             // A server error reply (e.g. WRONGTYPE) says Redis is alive; only transport failures count.
             if case .server = error { recordSuccess() } else { recordFailure(error, slot: slotIndex) }
             throw error
+        }
+    }
+
+    /// `send` without Swift concurrency, for a caller on an event loop that answers a cache hit without a task hop.
+    /// Nil when that cannot be done at once (no live connection yet, or shut down): use `send`. A connection on
+    /// `eventLoop` is preferred, so the reply arrives on the caller's loop; the future completes on the
+    /// connection's loop either way. Breaker, counters and timeout as in `send`.
+    public func sendOnLoop(bytes arguments: [[UInt8]], preferring eventLoop: any EventLoop) -> EventLoopFuture<RedisValue>? {
+        let now = ContinuousClock.now
+        enum Pick { case refuse, open(Int), use(RedisConnection, Int) }
+        let pick: Pick = state.withLock { state in
+            if state.isShutdown { return .refuse }
+            if let until = state.openUntil, now < until {
+                let left = until - now
+                return .open(Int(left.components.seconds * 1_000 + left.components.attoseconds / 1_000_000_000_000_000))
+            }
+            var fallback: (RedisConnection, Int)?
+            for offset in 0..<state.slots.count {
+                let index = (state.nextSlot + offset) % state.slots.count
+                guard case .ready(let connection) = state.slots[index], connection.isActive else { continue }
+                if connection.channel.eventLoop === eventLoop { return .use(connection, index) }
+                if fallback == nil { fallback = (connection, index) }
+            }
+            guard let chosen = fallback else { return .refuse }
+            state.nextSlot = (chosen.1 + 1) % state.slots.count
+            return .use(chosen.0, chosen.1)
+        }
+        switch pick {
+        case .refuse:
+            return nil
+        case .open(let retryInMs):
+            return eventLoop.makeFailedFuture(CacheError.circuitOpen(target: target, retryInMs: retryInMs))
+        case .use(let connection, let slot):
+            commandsSent.add(1, ordering: .relaxed)
+            let future = connection.sendFuture(arguments, timeoutMs: configuration.commandTimeoutMs)
+            future.whenComplete { result in
+                // A server error reply says Redis is alive; only transport failures count, as in `send`.
+                guard case .failure(let error) = result else { return self.recordSuccess() }
+                let cacheError = error as? CacheError ?? .protocolError("\(error)")
+                if case .server = cacheError { self.recordSuccess() } else { self.recordFailure(cacheError, slot: slot) }
+            }
+            return future
         }
     }
 

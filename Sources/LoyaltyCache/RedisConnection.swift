@@ -119,8 +119,21 @@ struct RedisConnection: Sendable {
     /// Sends one command. On timeout the connection is closed: the late reply would otherwise be matched to the
     /// next command.
     func send(_ arguments: [[UInt8]], timeoutMs: Int) async throws(CacheError) -> RedisValue {
+        do {
+            return try await sendFuture(arguments, timeoutMs: timeoutMs).get()
+        } catch let error as CacheError {
+            throw error
+        } catch {
+            throw .protocolError(String(describing: error))
+        }
+    }
+
+    /// `send` without Swift concurrency: the reply (an error reply as `CacheError.server`) completes the future on
+    /// this connection's event loop.
+    func sendFuture(_ arguments: [[UInt8]], timeoutMs: Int) -> EventLoopFuture<RedisValue> {
         let promise = channel.eventLoop.makePromise(of: RedisValue.self)
         let channel = self.channel
+        let target = self.target
         let timeout = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeoutMs))) {
             promise.fail(CacheError.timeout(target: target, timeoutMs: timeoutMs))
             channel.close(promise: nil)
@@ -132,16 +145,10 @@ struct RedisConnection: Sendable {
         written.futureResult.whenFailure { _ in promise.fail(CacheError.connectionClosed(target: target)) }
         // The request handler flushes once per event-loop turn.
         channel.write(RedisRequest(arguments: arguments, promise: promise), promise: written)
-        let reply: RedisValue
-        do {
-            reply = try await promise.futureResult.get()
-        } catch let error as CacheError {
-            throw error
-        } catch {
-            throw .protocolError(String(describing: error))
+        return promise.futureResult.flatMapThrowing { reply in
+            if case .error(let message) = reply { throw CacheError.server(message) }
+            return reply
         }
-        if case .error(let message) = reply { throw .server(message) }
-        return reply
     }
 
     private func expectOK(_ arguments: [String], timeoutMs: Int) async throws(CacheError) {

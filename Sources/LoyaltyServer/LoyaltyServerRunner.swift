@@ -73,8 +73,18 @@ public enum LoyaltyServerRunner {
                 throw StartupError.dependencyUnreachable(
                     "could not open the checkout connections to PostgreSQL at \(configuration.databaseURL) (\(error)); is it running?")
             }
+            let lookups: MemberSnapshotReader
+            do {
+                lookups = try await MemberSnapshotReader.connect(
+                    url: configuration.databaseURL, connections: configuration.lookupConnections,
+                    connectTimeoutMs: configuration.dependencyTimeoutMs, logger: logger.with(label: "lookup-reader"))
+            } catch {
+                await writer.close()
+                throw StartupError.dependencyUnreachable(
+                    "could not open the lookup connections to PostgreSQL at \(configuration.databaseURL) (\(error)); is it running?")
+            }
             let posService = POSService(
-                postgres: postgres, writer: writer, cache: cache, rules: rules, campaigns: campaigns, limits: configuration.posLimits,
+                postgres: postgres, writer: writer, lookups: lookups, cache: cache, rules: rules, campaigns: campaigns, limits: configuration.posLimits,
                 logger: logger)
             let pos = try await POSListener(
                 host: configuration.bindHost, port: configuration.posPort, service: posService,
@@ -101,6 +111,7 @@ public enum LoyaltyServerRunner {
             try await services.run()
             // After the POS listener drained: every admitted write has its answer.
             await writer.close()
+            await lookups.close()
             await redis.shutdown()
             logger.info("loyalty server stopped")
         }

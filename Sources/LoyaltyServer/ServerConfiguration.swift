@@ -14,6 +14,8 @@ public struct ServerConfiguration: Sendable {
     public var databasePoolSize: Int
     /// libpq pipeline connections for the till's writes (each carries many calls at once).
     public var checkoutConnections = 4
+    /// libpq pipeline connections for till lookups that Redis cannot answer (kept apart from the writes).
+    public var lookupConnections = 2
     /// How long `/ready` and the start-up check wait for each dependency.
     public var dependencyTimeoutMs: Int
     /// Frame, in-flight, timeout, buffer and connection limits of the POS listener (docs/pos-protocol.md §6);

@@ -65,8 +65,9 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// libpq's keyword/value connection string for the same server (values quoted, so no character of a password
-    /// or name can add a keyword). Holds the password: never log it.
-    public func conninfo(connectTimeoutMs: Int = 5_000) -> String {
+    /// or name can add a keyword). Holds the password: never log it. `applicationName` tells the connections apart
+    /// in `pg_stat_activity`.
+    public func conninfo(connectTimeoutMs: Int = 5_000, applicationName: String = "loyalty-checkout") -> String {
         func quoted(_ value: String) -> String {
             "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
         }
@@ -74,7 +75,7 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
             "host=\(quoted(host))", "port=\(port)", "user=\(quoted(username))", "dbname=\(quoted(database))",
             // TLS as postgres-nio does it: the server's certificate and name verified against the system's roots.
             tlsMode == .require ? "sslmode=verify-full sslrootcert=/etc/ssl/certs/ca-certificates.crt" : "sslmode=disable", "connect_timeout=\(max(2, (connectTimeoutMs + 999) / 1_000))",
-            "application_name='loyalty-checkout'",
+            "application_name=\(quoted(applicationName))",
         ]
         if let password { parts.append("password=\(quoted(password))") }
         return parts.joined(separator: " ")

@@ -40,6 +40,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("support-daily-adjustment-limit"),
             help: "Most |delta| a support token may adjust per UTC day, summed per unit (env LOYALTY_SUPPORT_DAILY_ADJUSTMENT_LIMIT, default 25000).")
     var supportDailyAdjustmentLimit: Int64?
+    @Option(name: .customLong("lookup-connections"), help: "Pipelined PostgreSQL connections for till lookups Redis cannot answer (env LOYALTY_LOOKUP_CONNECTIONS, default 2).")
+    var lookupConnections: Int?
 
     @Flag(name: .customLong("migrate"), help: "Apply pending migrations before serving.")
     var migrateFirst = false
@@ -76,6 +78,11 @@ struct ServeCommand: AsyncParsableCommand {
                 supportDailyAdjustmentLimit: try limit(
                     supportDailyAdjustmentLimit, flag: "support-daily-adjustment-limit", env: "LOYALTY_SUPPORT_DAILY_ADJUSTMENT_LIMIT",
                     default: AdminPolicy.defaultSupportDailyAdjustmentLimit))
+            let lookupText = lookupConnections.map(String.init) ?? environment("LOYALTY_LOOKUP_CONNECTIONS") ?? "2"
+            guard let lookup = Int(lookupText), MemberSnapshotReader.connectionCountRange.contains(lookup) else {
+                throw CommandFailure("lookup connections '\(lookupText)' must be \(MemberSnapshotReader.connectionCountRange)")
+            }
+            configuration.lookupConnections = lookup
             if migrateFirst {
                 let files = try MigrationFile.load(from: configuration.migrationsDirectory)
                 let report = try await withPostgres(databaseURL, logger: logger) { client in

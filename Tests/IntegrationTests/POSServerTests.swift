@@ -14,10 +14,12 @@ import Testing
 /// rules (or those of `rulesDirectory`) and, given a Redis URL, a member cache over that Redis.
 struct POSHarness: Sendable {
     let port: Int
+    let url: DatabaseURL
     let client: PostgresClient
     let terminalID = "till-1"
     let secret: [UInt8]
     let listener: POSListener
+    let service: POSService
     let rules: CurrentRules
     let cache: MemberCache?
     /// Backed by the test database; call `refresh()` after creating a campaign.
@@ -25,7 +27,7 @@ struct POSHarness: Sendable {
 
     static func with(
         limits: POSConnectionLimits = POSConnectionLimits(), redisURL: RedisURL? = nil, rulesDirectory: URL? = nil,
-        commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(),
+        commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), cacheNamespace: String? = nil,
         _ body: @Sendable (POSHarness) async throws -> Void
     ) async throws {
         try await TestServices.withMigratedDatabase { url, client in
@@ -46,19 +48,22 @@ struct POSHarness: Sendable {
                 configuration.commandTimeoutMs = 1_000
                 configuration.breakerCooldownMs = 50
                 redis = RedisClient(configuration: configuration, logger: TestServices.logger, onRecovery: { recovery.fire() })
-                // A namespace of its own: test databases all start member ids at 1, and tests run in parallel.
+                // A namespace of its own unless the test names one: test databases all start member ids at 1, and
+                // tests run in parallel.
                 var cacheConfiguration = MemberCache.Configuration()
-                cacheConfiguration.namespace = "test-\(UUID().uuidString.prefix(8))"
-                cache = try MemberCache(redis: redis!, configuration: cacheConfiguration, recoverySignal: recovery, logger: TestServices.logger)
+                cacheConfiguration.namespace = cacheNamespace ?? "test-\(UUID().uuidString.prefix(8))"
+                cache = try MemberCache(
+                    redis: redis!, configuration: cacheConfiguration, recoverySignal: recovery, logger: TestServices.logger)
             }
             let campaigns = ActiveCampaigns(store: CampaignStore(client: client, logger: TestServices.logger), logger: TestServices.logger)
             let writer = try await CheckoutWriter.connect(url: url, connections: 2, logger: TestServices.logger)
+            let lookups = try await MemberSnapshotReader.connect(url: url, connections: 1, logger: TestServices.logger)
             let service = POSService(
-                postgres: client, writer: writer, cache: cache, rules: rules, campaigns: campaigns, limits: limits,
+                postgres: client, writer: writer, lookups: lookups, cache: cache, rules: rules, campaigns: campaigns, limits: limits,
                 commitLimits: commitLimits, logger: TestServices.logger)
             let listener = try await POSListener(
                 host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: 2_000)
-            let harness = POSHarness(port: listener.boundPort, client: client, secret: secret, listener: listener, rules: rules, cache: cache,
+            let harness = POSHarness(port: listener.boundPort, url: url, client: client, secret: secret, listener: listener, service: service, rules: rules, cache: cache,
                                      campaigns: campaigns)
             do {
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -68,10 +73,12 @@ struct POSHarness: Sendable {
                 }
             } catch {
                 await writer.close()
+                await lookups.close()
                 await redis?.shutdown()
                 throw error
             }
             await writer.close()
+            await lookups.close()
             await redis?.shutdown()
         }
     }

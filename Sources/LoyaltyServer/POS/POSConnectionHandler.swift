@@ -204,6 +204,15 @@ final class POSConnectionHandler: ChannelInboundHandler {
         case (.hello?, _), (.helloProof?, _):
             respond(frame, .failedPrecondition, POSService.errorPayload(
                 code: "hello_out_of_order", message: "Hello then HelloProof, once per connection"), context: context, counted: true)
+        case (.lookup?, .authenticated(let session)):
+            // A cache hit is answered on this event loop; anything else goes on in a task.
+            if let found = service.lookupOnLoop(frame.payload, eventLoop: context.eventLoop) {
+                answerOnLoop(frame, found, session: session, deadline: deadline, context: context)
+            } else {
+                run(frame, context: context) { service in
+                    await service.handle(method: method, payload: frame.payload, session: session, deadline: deadline)
+                } then: { _, _ in }
+            }
         case (_, .authenticated(let session)):
             run(frame, context: context) { service in
                 await service.handle(method: method, payload: frame.payload, session: session, deadline: deadline)
@@ -211,6 +220,34 @@ final class POSConnectionHandler: ChannelInboundHandler {
         default:
             respond(frame, .unauthenticated, POSService.errorPayload(
                 code: "hello_required", message: "authenticate with Hello before any other method"), context: context, counted: true)
+        }
+    }
+
+    /// Writes a lookup's cache hit from the event loop, with no task; a miss or an unavailable cache continues to
+    /// PostgreSQL in a task (`run`), with what the cache said.
+    private func answerOnLoop(
+        _ frame: Frame, _ found: EventLoopFuture<POSService.LoopLookup>, session: POSSession, deadline: ContinuousClock.Instant,
+        context: ChannelHandlerContext
+    ) {
+        let started = ContinuousClock.now
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        found.hop(to: context.eventLoop).whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(.answered(let outcome)):
+                POSMetrics.record(method: frame.method, status: outcome.status, elapsed: ContinuousClock.now - started)
+                handler.write(requestID: frame.requestID, method: frame.method, outcome.status, outcome.payload, context: context)
+                handler.finishOne(context: context)
+            case .success(.fallBack(let identifier, let cached)):
+                handler.run(frame, context: context) { service in
+                    await service.lookup(identifier, cached: cached, deadline: deadline)
+                } then: { _, _ in }
+            case .failure:
+                // The cache answers failures as `unavailable`, so this does not happen; the whole lookup again if it does.
+                handler.run(frame, context: context) { service in
+                    await service.handle(method: .lookup, payload: frame.payload, session: session, deadline: deadline)
+                } then: { _, _ in }
+            }
         }
     }
 

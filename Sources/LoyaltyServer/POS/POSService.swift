@@ -7,6 +7,7 @@ import NIOCore
 import POSProtocol
 import PostgresNIO
 import SwiftProtobuf
+import Synchronization
 
 /// An authenticated terminal.
 public struct POSSession: Sendable, Equatable {
@@ -42,8 +43,10 @@ struct POSOutcome: Sendable {
 final class POSService: Sendable {
     let postgres: PostgresClient
     let terminals: TerminalStore
-    /// Reads of the checkout (member snapshots for lookups and pricing) through postgres-nio.
+    /// Reads of the checkout (member snapshots for pricing) through postgres-nio.
     let checkout: CheckoutStore
+    /// Lookups that Redis cannot answer: one prepared statement each, on connections of their own.
+    let lookups: MemberSnapshotReader
     /// The till's writes, through libpq in pipeline mode: acknowledged only once committed.
     let writer: CheckoutWriter
     /// Commits go through it: concurrent commits share one database call and one WAL flush.
@@ -55,16 +58,19 @@ final class POSService: Sendable {
     let limits: POSConnectionLimits
     let logger: Logger
     let metrics: POSMetrics
+    /// Lookups answered from the cache on the connection's event loop, without a task (for tests).
+    let lookupsAnsweredOnLoop = Atomic<Int>(0)
 
     init(
-        postgres: PostgresClient, writer: CheckoutWriter, cache: MemberCache?, rules: CurrentRules, campaigns: ActiveCampaigns? = nil,
-        limits: POSConnectionLimits, commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), logger: Logger
+        postgres: PostgresClient, writer: CheckoutWriter, lookups: MemberSnapshotReader, cache: MemberCache?, rules: CurrentRules,
+        campaigns: ActiveCampaigns? = nil, limits: POSConnectionLimits, commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), logger: Logger
     ) {
         self.campaigns = campaigns ?? ActiveCampaigns(store: nil, logger: logger)
         self.postgres = postgres
         self.terminals = TerminalStore(client: postgres, logger: logger)
         self.checkout = CheckoutStore(client: postgres, logger: logger)
         self.writer = writer
+        self.lookups = lookups
         self.commits = CommitBatcher(writer: writer, limits: commitLimits)
         self.cache = cache
         self.rules = rules
@@ -151,7 +157,7 @@ final class POSService: Sendable {
         }
         switch method {
         case .lookup?:
-            return await decoded(payload, Loyalty_Pos_V1_LookupRequest.self) { await self.lookup($0) }
+            return await decoded(payload, Loyalty_Pos_V1_LookupRequest.self) { await self.lookup($0, deadline: deadline) }
         case .quote?:
             return await decoded(payload, Loyalty_Pos_V1_QuoteRequest.self) { await self.quote($0) }
         case .hold?:
@@ -178,46 +184,103 @@ final class POSService: Sendable {
         return await body(request)
     }
 
-    func lookup(_ request: Loyalty_Pos_V1_LookupRequest) async -> POSOutcome {
+    /// What a Lookup asks for, or the answer to one that asks for nothing valid.
+    static func lookupIdentifier(_ request: Loyalty_Pos_V1_LookupRequest) -> Result<MemberIdentifier, POSOutcomeError> {
         let identifier: MemberIdentifier
         switch request.identifier {
         case .cardNumber(let value)?: identifier = .card(value)
         case .phone(let value)?: identifier = .phone(value)
         case .memberID(let value)?: identifier = .memberID(value)
-        case nil: return .error(.invalidArgument, "missing_identifier", "give a card number, a phone or a member id")
+        case nil: return .failure(POSOutcomeError(.error(.invalidArgument, "missing_identifier", "give a card number, a phone or a member id")))
         }
         switch identifier {
         case .card(let card) where card.isEmpty || card.utf8.count > 32:
-            return .error(.invalidArgument, "bad_card", "card number must be 1-32 characters")
+            return .failure(POSOutcomeError(.error(.invalidArgument, "bad_card", "card number must be 1-32 characters")))
         case .phone(let phone) where phone.isEmpty || phone.utf8.count > 16:
-            return .error(.invalidArgument, "bad_phone", "phone must be 1-16 characters, in E.164 form (+ and digits)")
+            return .failure(POSOutcomeError(
+                .error(.invalidArgument, "bad_phone", "phone must be 1-16 characters, in E.164 form (+ and digits)")))
         case .memberID(let id) where id <= 0:
-            return .error(.invalidArgument, "bad_member_id", "member id must be positive")
-        default: break
+            return .failure(POSOutcomeError(.error(.invalidArgument, "bad_member_id", "member id must be positive")))
+        default: return .success(identifier)
         }
-        var refill = false
+    }
+
+    func lookup(_ request: Loyalty_Pos_V1_LookupRequest, deadline: ContinuousClock.Instant) async -> POSOutcome {
+        let identifier: MemberIdentifier
+        switch Self.lookupIdentifier(request) {
+        case .success(let value): identifier = value
+        case .failure(let early): return early.outcome
+        }
+        var cached: MemberCache.Lookup?
         if let cache {
-            let found: MemberCache.Lookup =
+            cached =
                 switch identifier {
                 case .card(let card): await cache.member(card: card)
                 case .phone(let phone): await cache.member(phone: phone)
                 case .memberID(let id): await cache.member(id: id)
                 }
-            switch found {
-            case .hit(let member):
-                metrics.cacheHits.increment()
-                return .ok(Self.summary(member, fromCache: true))
-            case .miss:
-                metrics.cacheMisses.increment()
-                refill = true
-            case .unavailable(let error):
-                // Answer from PostgreSQL; the breaker inside the client keeps this path fast while Redis is down.
-                metrics.cacheFallbacks.increment()
-                logger.debug("member cache unavailable; answering from PostgreSQL", metadata: ["error": "\(error)"])
+        }
+        return await lookup(identifier, cached: cached, deadline: deadline)
+    }
+
+    /// How a Lookup went on the event loop (`lookupOnLoop`).
+    enum LoopLookup: Sendable {
+        /// A cache hit: the answer.
+        case answered(POSOutcome)
+        /// The cache missed or is unavailable: PostgreSQL answers (`lookup(_:cached:deadline:)`, in a task).
+        case fallBack(MemberIdentifier, MemberCache.Lookup)
+    }
+
+    /// A Lookup asked of the cache without Swift concurrency, so a hit is answered on the connection's event loop.
+    /// Nil when it cannot go that way (no cache, a request to be refused, or the cache cannot answer at once, see
+    /// `MemberCache.memberOnLoop`): use `handle`.
+    func lookupOnLoop(_ payload: ByteBuffer, eventLoop: any EventLoop) -> EventLoopFuture<LoopLookup>? {
+        guard let cache, let request = try? Loyalty_Pos_V1_LookupRequest(serializedBytes: Array(buffer: payload)),
+            case .success(let identifier) = Self.lookupIdentifier(request)
+        else { return nil }
+        let found: EventLoopFuture<MemberCache.Lookup>? =
+            switch identifier {
+            case .card(let card): cache.memberOnLoop(card: card, eventLoop: eventLoop)
+            case .phone(let phone): cache.memberOnLoop(phone: phone, eventLoop: eventLoop)
+            case .memberID(let id): cache.memberOnLoop(id: id, eventLoop: eventLoop)
             }
+        let metrics = self.metrics
+        return found?.map { lookup in
+            guard case .hit(let member) = lookup else { return .fallBack(identifier, lookup) }
+            metrics.cacheHits.increment()
+            self.lookupsAnsweredOnLoop.add(1, ordering: .relaxed)
+            return .answered(.ok(Self.summary(member, fromCache: true)))
+        }
+    }
+
+    /// The rest of a lookup once the cache answered (`cached`; nil: there is no cache): a hit is the answer,
+    /// anything else is read from PostgreSQL, and a miss fills the cache.
+    func lookup(_ identifier: MemberIdentifier, cached: MemberCache.Lookup?, deadline: ContinuousClock.Instant) async -> POSOutcome {
+        var refill = false
+        switch cached {
+        case .hit(let member)?:
+            metrics.cacheHits.increment()
+            return .ok(Self.summary(member, fromCache: true))
+        case .miss?:
+            metrics.cacheMisses.increment()
+            refill = true
+        case .unavailable(let error)?:
+            // Answer from PostgreSQL; the breaker inside the client keeps this path fast while Redis is down.
+            metrics.cacheFallbacks.increment()
+            logger.debug("member cache unavailable; answering from PostgreSQL", metadata: ["error": "\(error)"])
+        case nil:
+            break
         }
         let data: Data?
-        do { data = try await checkout.snapshot(identifier) } catch { return Self.failure(error, logger: logger) }
+        do { data = try await lookups.snapshot(identifier, deadline: deadline) } catch {
+            switch error {
+            case .deadlineExceeded:
+                return .error(.deadlineExceeded, "deadline_exceeded", "the lookup's deadline passed before PostgreSQL could be asked")
+            case .unavailable(let reason):
+                logger.warning("pos lookup could not reach PostgreSQL", metadata: ["error": "\(reason)"])
+                return .error(.unavailable, "store_unavailable", "the member store is unreachable; retry")
+            }
+        }
         guard let data, let member = try? JSONDecoder().decode(CachedMember.self, from: data) else {
             return .error(.notFound, "unknown_member", "no member with that identifier")
         }

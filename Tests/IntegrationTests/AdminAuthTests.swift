@@ -42,12 +42,17 @@ struct AdminAuthTests {
             #expect(try await AdminTokenStore(client: api.postgres, logger: TestServices.logger).revoke(tokenID: revoked.id))
             // An accepted token is remembered for a second (AdminTokenCache): refused within that bound, not later.
             let revokedAt = ContinuousClock.now
+            var lastAcceptedStart: ContinuousClock.Instant?
+            var sentAt = ContinuousClock.now
             var revokedAnswer = try await api.call(.get, "/v1/audit", token: revoked.text)
-            while revokedAnswer.status == .ok, ContinuousClock.now - revokedAt < .seconds(3) {
+            while revokedAnswer.status == .ok, ContinuousClock.now - revokedAt < .seconds(10) {
+                lastAcceptedStart = sentAt
                 try await Task.sleep(for: .milliseconds(50))
+                sentAt = ContinuousClock.now
                 revokedAnswer = try await api.call(.get, "/v1/audit", token: revoked.text)
             }
-            #expect(ContinuousClock.now - revokedAt < AdminTokenCache.timeToLive + .milliseconds(500))
+            // No request sent a full time-to-live after the revocation was accepted.
+            if let lastAcceptedStart { #expect(lastAcceptedStart - revokedAt < AdminTokenCache.timeToLive) }
             #expect(revokedAnswer.expectProblem(.unauthorized, "unauthenticated")["detail"]?.string?.contains("revoked") == true)
         }
     }

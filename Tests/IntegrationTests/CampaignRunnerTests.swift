@@ -15,19 +15,34 @@ struct CampaignRunnerTests {
         return -1
     }
 
+    /// Three members tagged `tag` (card numbers `PREFIX-1`…), their ids in order.
+    @discardableResult
+    private static func taggedMembers(_ client: PostgresClient, prefix: String, tag: String) async throws -> [Int64] {
+        let rows = try await client.query(
+            """
+            INSERT INTO members (card_number, tags, tier_id)
+            SELECT \(prefix) || '-' || g, ARRAY[\(tag)], (SELECT min(tier_id) FROM tiers) FROM generate_series(1, 3) g
+            RETURNING member_id
+            """, logger: TestServices.logger)
+        var ids: [Int64] = []
+        for try await id in rows.decode(Int64.self) { ids.append(id) }
+        return ids.sorted()
+    }
+
+    /// A triggered bonus blast of 10 points over the three members tagged `tag`.
+    private static func triggeredBlast(_ store: CampaignStore, tag: String) async throws -> (campaign: Int64, progress: CampaignProgress) {
+        let segment = try await store.createSegment(name: "Segment \(tag)", definition: SegmentDefinition(tagsAny: [tag]))
+        let campaign = try await store.createBonus(
+            name: "Blast", segmentID: segment.id, bonusPoints: 10, expiresDays: 30, budgetPoints: nil, createdBy: "test")
+        return (campaign, try await store.trigger(campaign))
+    }
+
     @Test("a blast whose batches keep failing is retried after the idle wait, not in a tight loop")
     func failingBatchesWait() async throws {
         try await TestServices.withMigratedDatabase { _, client in
-            try await client.query(
-                """
-                INSERT INTO members (card_number, tags, tier_id)
-                SELECT 'RUN-' || g, ARRAY['run'], (SELECT min(tier_id) FROM tiers) FROM generate_series(1, 3) g
-                """, logger: TestServices.logger)
+            try await Self.taggedMembers(client, prefix: "RUN", tag: "run")
             let store = CampaignStore(client: client, logger: TestServices.logger)
-            let segment = try await store.createSegment(name: "Run", definition: SegmentDefinition(tagsAny: ["run"]))
-            let campaign = try await store.createBonus(
-                name: "Blast", segmentID: segment.id, bonusPoints: 10, expiresDays: 30, budgetPoints: nil, createdBy: "test")
-            _ = try await store.trigger(campaign)
+            let campaign = try await Self.triggeredBlast(store, tag: "run").campaign
             // Every batch fails (and counts its attempt in a sequence, which a rollback does not undo).
             try await client.query("CREATE SEQUENCE award_attempts", logger: TestServices.logger)
             try await client.query(
@@ -85,16 +100,9 @@ struct CampaignRunnerTests {
     @Test("a campaign's metric series are there while it runs and removed once it ends")
     func metricSeriesRemovedAtTheEnd() async throws {
         try await TestServices.withMigratedDatabase { _, client in
-            try await client.query(
-                """
-                INSERT INTO members (card_number, tags, tier_id)
-                SELECT 'MET-' || g, ARRAY['met'], (SELECT min(tier_id) FROM tiers) FROM generate_series(1, 3) g
-                """, logger: TestServices.logger)
+            try await Self.taggedMembers(client, prefix: "MET", tag: "met")
             let store = CampaignStore(client: client, logger: TestServices.logger)
-            let segment = try await store.createSegment(name: "Met", definition: SegmentDefinition(tagsAny: ["met"]))
-            let campaign = try await store.createBonus(
-                name: "Blast", segmentID: segment.id, bonusPoints: 10, expiresDays: 30, budgetPoints: nil, createdBy: "test")
-            let running = try await store.trigger(campaign)
+            let (campaign, running) = try await Self.triggeredBlast(store, tag: "met")
             let registry = PrometheusCollectorRegistry()
             let factory = PrometheusMetricsFactory(registry: registry)
             func exposition() -> String {
@@ -115,15 +123,7 @@ struct CampaignRunnerTests {
     @Test("a segment refresh while a payment holds the segment's members waits for it instead of deadlocking")
     func segmentRefreshWaitsForPayment() async throws {
         try await TestServices.withMigratedDatabase { _, client in
-            var ids: [Int64] = []
-            let rows = try await client.query(
-                """
-                INSERT INTO members (card_number, tags, tier_id)
-                SELECT 'DL-' || g, ARRAY['dl'], (SELECT min(tier_id) FROM tiers) FROM generate_series(1, 3) g
-                RETURNING member_id
-                """, logger: TestServices.logger)
-            for try await id in rows.decode(Int64.self) { ids.append(id) }
-            ids.sort()
+            let ids = try await Self.taggedMembers(client, prefix: "DL", tag: "dl")
             let store = CampaignStore(client: client, logger: TestServices.logger)
             let definition = SegmentDefinition(tagsAny: ["dl"])
             let segment = try await store.createSegment(name: "Deadlock", definition: definition)

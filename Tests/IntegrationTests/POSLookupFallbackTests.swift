@@ -98,7 +98,8 @@ struct POSLookupOnLoopTests {
             let pos = try await harness.authenticated()
 
             // The first lookup misses (or the cache is not settled yet) and fills the cache from PostgreSQL.
-            let first = try await pos.call(.lookup, lookup(card: card)).decode(Loyalty_Pos_V1_MemberSummary.self)
+            // A long deadline: on a loaded machine the read path's connections may still be starting.
+            let first = try await pos.call(.lookup, lookup(card: card), deadlineMs: 30_000).decode(Loyalty_Pos_V1_MemberSummary.self)
             #expect(first.memberID == member)
             let before = harness.service.lookupsAnsweredOnLoop.load(ordering: .relaxed)
             for _ in 0..<20 {

@@ -132,13 +132,6 @@ struct CampaignRunnerTests {
             for id in [ids[1], ids[0]] {
                 try await client.query("UPDATE members SET updated_at = now() WHERE member_id = \(id)", logger: TestServices.logger)
             }
-            func waitingOnLocks() async throws -> Int64 {
-                let rows = try await client.query(
-                    "SELECT count(*)::int8 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                    logger: TestServices.logger)
-                for try await count in rows.decode(Int64.self) { return count }
-                return 0
-            }
             // A payment locks members FOR UPDATE in member order (campaign_pay): the lowest first, then, while the
             // refresh waits, the highest.
             let (firstLocked, firstLockedSignal) = AsyncStream<Void>.makeStream()
@@ -146,7 +139,7 @@ struct CampaignRunnerTests {
                 try await client.withTransaction(logger: TestServices.logger) { connection in
                     try await connection.query("SELECT 1 FROM members WHERE member_id = \(ids[0]) FOR UPDATE", logger: TestServices.logger)
                     firstLockedSignal.yield()
-                    try await eventually(within: .seconds(10)) { (try? await waitingOnLocks()) ?? 0 > 0 }
+                    try await eventually(within: .seconds(10)) { (try? await client.backendsWaitingOnLocks()) ?? 0 > 0 }
                     try await connection.query("SELECT 1 FROM members WHERE member_id = \(ids[2]) FOR UPDATE", logger: TestServices.logger)
                 }
             }

@@ -87,12 +87,7 @@ struct POSHarness: Sendable {
 
     /// Backends of the test database's checkout connections waiting for a lock.
     func waitingOnLocks() async throws -> Int64 {
-        let rows = try await client.query("""
-            SELECT count(*)::int8 FROM pg_stat_activity
-            WHERE datname = current_database() AND application_name = 'loyalty-checkout' AND wait_event_type = 'Lock'
-            """)
-        for try await count in rows.decode(Int64.self) { return count }
-        return 0
+        try await client.backendsWaitingOnLocks(application: "loyalty-checkout")
     }
 
     func authenticated() async throws -> POSClient {

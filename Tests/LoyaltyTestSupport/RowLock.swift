@@ -43,3 +43,17 @@ public final class RowLock: Sendable {
         try await holder.value
     }
 }
+
+extension PostgresClient {
+    /// Backends of the current database waiting on a lock (only those of `application` when given): tests poll it
+    /// to know a statement is blocked where they meant it to be before they go on.
+    public func backendsWaitingOnLocks(application: String? = nil) async throws -> Int64 {
+        let rows = try await query("""
+            SELECT count(*)::int8 FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'
+              AND (\(application)::text IS NULL OR application_name = \(application)::text)
+            """, logger: TestServices.logger)
+        for try await count in rows.decode(Int64.self) { return count }
+        return 0
+    }
+}

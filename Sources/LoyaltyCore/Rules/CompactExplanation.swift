@@ -1,7 +1,7 @@
 import Foundation
 
 /// The explanation as the ledger stores it on a purchase's journal entry: the quote's facts (rule codes and
-/// numbers), no sentences. About a fifth of the full form's bytes, written by hand (an encoder cost more than the
+/// numbers), no sentences. Less than half the full form's bytes (tested), written by hand (an encoder cost more than the
 /// rest of a commit's Swift work), and rendered back into the full `Quote` where it is read, so a reader sees the
 /// same explanation as the till did.
 ///

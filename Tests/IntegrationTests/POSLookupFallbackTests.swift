@@ -91,7 +91,10 @@ struct POSLookupOnLoopTests {
     func cacheHitsOnTheEventLoop() async throws {
         // A namespace of its own: member ids restart in every test database, the shared namespace may hold others.
         let namespace = "pos-loop-" + UUID().uuidString.prefix(8).lowercased()
-        try await POSHarness.with(redisURL: try TestServices.redisURL(), cacheNamespace: namespace) { harness in
+        // The epoch is re-read every refresh interval, and the lookup that does it goes async: a long interval keeps
+        // a slow run's 20 lookups within one epoch read.
+        try await POSHarness.with(redisURL: try TestServices.redisURL(), cacheNamespace: namespace,
+                                  epochRefreshInterval: .seconds(600)) { harness in
             let members = MemberStore(client: harness.client, logger: TestServices.logger)
             let card = "LOOP-" + UUID().uuidString.prefix(8)
             let member = try await members.create(NewMember(cardNumber: card))

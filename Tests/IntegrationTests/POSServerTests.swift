@@ -28,6 +28,7 @@ struct POSHarness: Sendable {
     static func with(
         limits: POSConnectionLimits = POSConnectionLimits(), redisURL: RedisURL? = nil, rulesDirectory: URL? = nil,
         commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), cacheNamespace: String? = nil,
+        epochRefreshInterval: Duration? = nil,
         _ body: @Sendable (POSHarness) async throws -> Void
     ) async throws {
         try await TestServices.withMigratedDatabase { url, client in
@@ -52,6 +53,7 @@ struct POSHarness: Sendable {
                 // tests run in parallel.
                 var cacheConfiguration = MemberCache.Configuration()
                 cacheConfiguration.namespace = cacheNamespace ?? "test-\(UUID().uuidString.prefix(8))"
+                if let epochRefreshInterval { cacheConfiguration.epochRefreshInterval = epochRefreshInterval }
                 cache = try MemberCache(
                     redis: redis!, configuration: cacheConfiguration, recoverySignal: recovery, logger: TestServices.logger)
             }

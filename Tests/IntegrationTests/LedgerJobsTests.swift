@@ -13,23 +13,31 @@ struct LedgerJobsTests {
             let ledger = LedgerStore(client: client, logger: TestServices.logger)
             let members = MemberStore(client: client, logger: TestServices.logger)
             var memberIDs: [Int64] = []
+            // Written an hour ahead, then moved into the past in SQL: under a loaded machine a call can take longer
+            // than any short window, and the ledger rightly refuses a hold or an expiry that has already passed.
+            let later = Date().addingTimeInterval(3_600)
             for index in 0..<30 {
                 let now = Date()
                 let member = try await members.create(NewMember())
                 memberIDs.append(member)
                 let key = try IdempotencyKey(scope: "test", key: "a\(index)")
                 _ = try await ledger.accrue(
-                    AccrualRequest(memberID: member, unit: .points, amount: 100, availableAt: now.addingTimeInterval(2),
+                    AccrualRequest(memberID: member, unit: .points, amount: 100, availableAt: later,
                                    expiresAt: nil, occurredAt: now, actor: "t"), key: key)
                 _ = try await ledger.accrue(
                     AccrualRequest(memberID: member, unit: .points, amount: 50, availableAt: now,
-                                   expiresAt: now.addingTimeInterval(2), occurredAt: now, actor: "t"),
+                                   expiresAt: later, occurredAt: now, actor: "t"),
                     key: try IdempotencyKey(scope: "test", key: "b\(index)"))
                 _ = try await ledger.hold(
-                    HoldRequest(memberID: member, unit: .points, amount: 10, expiresAt: now.addingTimeInterval(2), actor: "t"),
+                    HoldRequest(memberID: member, unit: .points, amount: 10, expiresAt: later, actor: "t"),
                     key: try IdempotencyKey(scope: "test", key: "h\(index)"))
             }
-            try await Task.sleep(for: .milliseconds(2_200))
+            try await client.query("UPDATE lots SET available_at = now() - interval '1 second' WHERE state = 'pending'")
+            try await client.query("""
+                UPDATE lots SET available_at = available_at - interval '2 hours', expires_at = now() - interval '1 second'
+                WHERE expires_at IS NOT NULL
+                """)
+            try await client.query("UPDATE holds SET expires_at = now() - interval '1 second' WHERE state = 'active'")
             var jobs = LedgerJobsService(ledger: ledger, batchSize: 7, logger: TestServices.logger)
             jobs.maximumBatchesPerRun = 50
             let service = jobs
@@ -60,9 +68,11 @@ struct LedgerJobsTests {
             let untouched = try await MemberStore(client: client, logger: TestServices.logger).create(NewMember())
             let now = Date()
             let receipt = try await ledger.accrue(
-                AccrualRequest(memberID: member, unit: .points, amount: 100, availableAt: now.addingTimeInterval(1),
+                AccrualRequest(memberID: member, unit: .points, amount: 100, availableAt: now.addingTimeInterval(3_600),
                                expiresAt: nil, occurredAt: now, actor: "t"),
                 key: try IdempotencyKey(scope: "test", key: "pending"))
+            // Made due in SQL rather than by waiting: a loaded machine can take longer than any short window.
+            try await client.query("UPDATE lots SET available_at = now() - interval '1 second' WHERE state = 'pending'")
             var configuration = MemberCache.Configuration()
             configuration.namespace = "test-jobs-\(UUID().uuidString.prefix(8))"
             let cache = try MemberCache(redis: try TestServices.redisClient(), configuration: configuration, logger: TestServices.logger)
@@ -73,7 +83,6 @@ struct LedgerJobsTests {
             }
             #expect(try await cache.put(snapshot(member, version: receipt.ledgerVersion)) == .stored)
             #expect(try await cache.put(snapshot(untouched, version: 0)) == .stored)
-            try await Task.sleep(for: .milliseconds(1_200))
 
             let jobs = LedgerJobsService(ledger: ledger, cache: cache, logger: TestServices.logger)
             #expect(await jobs.runOnce()[.activatePending]?.amount == 100)

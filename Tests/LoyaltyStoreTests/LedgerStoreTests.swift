@@ -89,11 +89,11 @@ struct LedgerStoreTests {
     func pendingThenActivated() async throws {
         try await withLedger { f in
             let member = try await f.newMember()
-            // Two seconds of return window: long enough for a loaded CI machine to see it pending first.
-            let receipt = try await f.accrue(member, 40, availableIn: 2)
+            let receipt = try await f.accrue(member, 40, availableIn: 3_600)
             #expect(receipt.balances == MemberBalances(available: 0, pending: 40, held: 0))
             await #expect(throws: LedgerStoreError.self) { try await f.redeem(member, 1) }
-            try await Task.sleep(for: .milliseconds(2_100))
+            // The return window ends in SQL rather than by waiting: a loaded machine can outlast any short window.
+            try await f.client.query("UPDATE lots SET available_at = now() - interval '1 second' WHERE lot_id = \(receipt.lotId!)")
             let result = try await f.ledger.runJobBatch(.activatePending, batchSize: 100)
             #expect(result.lots == 1)
             #expect(try await f.ledger.balances(memberID: member, unit: .points) == MemberBalances(available: 40, pending: 0, held: 0))
@@ -106,7 +106,7 @@ struct LedgerStoreTests {
         try await withLedger { f in
             let member = try await f.newMember()
             let late = try await f.accrue(member, 100, expiresIn: 86_400 * 30)
-            let soon = try await f.accrue(member, 100, expiresIn: 1)
+            let soon = try await f.accrue(member, 100, expiresIn: 86_400)
             let never = try await f.accrue(member, 100, expiresIn: nil)
             let redeemed = try await f.redeem(member, 150)
             #expect(redeemed.consumed == [.init(lotId: soon.lotId!, amount: 100), .init(lotId: late.lotId!, amount: 50)])
@@ -114,7 +114,11 @@ struct LedgerStoreTests {
             let restored = try await f.ledger.reverse(
                 ReversalRequest(originalEntryID: redeemed.entryId, amount: 120, occurredAt: Date(), actor: "test"), key: f.key())
             #expect(restored.balances.available == 270)
-            try await Task.sleep(for: .milliseconds(1_100))
+            // The soon lot falls due in SQL rather than by waiting.
+            try await f.client.query("""
+                UPDATE lots SET available_at = available_at - interval '2 days', expires_at = now() - interval '1 second'
+                WHERE lot_id = \(soon.lotId!)
+                """)
             let expired = try await f.ledger.runJobBatch(.expireLots, batchSize: 100)
             #expect(expired.amount == 70)  // the soon lot got 70 back (50 to late first), and it is past due
             #expect(try await f.ledger.balances(memberID: member, unit: .points).available == 200)

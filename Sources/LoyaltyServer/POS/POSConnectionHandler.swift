@@ -41,6 +41,8 @@ final class POSConnectionHandler: ChannelInboundHandler {
     /// request nobody can receive is not sent to the database if it has not been yet.
     private var running: [UInt64: Task<Void, Never>] = [:]
     private var nextRunning: UInt64 = 0
+    /// This connection's event loop as the preferred executor of its request tasks (made on first use).
+    private var taskExecutor: EventLoopTaskExecutor?
 
     /// A goaway that may never be written (the till reads nothing) does not keep the connection open longer.
     static let goawayGraceMs: Int64 = 1_000
@@ -264,17 +266,21 @@ final class POSConnectionHandler: ChannelInboundHandler {
         let method = frame.method
         let key = nextRunning
         nextRunning &+= 1
-        running[key] = Task {
+        let executor = taskExecutor ?? EventLoopTaskExecutor(eventLoop)
+        taskExecutor = executor
+        running[key] = Task(executorPreference: executor) {
             let started = ContinuousClock.now
             let outcome = await work(service)
             POSMetrics.record(method: method, status: outcome.status, elapsed: ContinuousClock.now - started)
-            eventLoop.execute {
+            @Sendable func answer() {
                 let (handler, context, update) = loopBound.value
                 handler.running[key] = nil
                 update(handler, outcome)
                 handler.write(requestID: requestID, method: method, outcome.status, outcome.payload, context: context)
                 handler.finishOne(context: context)
             }
+            // Normally still on the loop (the executor preference); a job the runtime ran elsewhere hops back.
+            if eventLoop.inEventLoop { answer() } else { eventLoop.execute(answer) }
         }
     }
 

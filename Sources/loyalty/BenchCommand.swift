@@ -29,7 +29,7 @@ struct BenchCommand: AsyncParsableCommand {
             let base = try DatabaseURL(try database.resolvedDatabaseURL())
             let logger = makeLogger("bench")
             let scratch = "loyalty_bench_\(ProcessInfo.processInfo.processIdentifier)"
-            try await withPostgres(base, logger: logger) { admin in
+            _ = try await withPostgres(base, logger: logger) { admin in
                 try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(scratch)"))
             }
             let url = base.with(database: scratch)

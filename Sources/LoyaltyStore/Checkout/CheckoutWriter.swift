@@ -76,7 +76,7 @@ public final class CheckoutWriter: Sendable {
                 let key = try CheckoutStore.key(terminalID: commit.terminalID, "commit", commit.posTransactionID)
                 let lines = Self.linesJSON(pricing.lines)
                 let values: [String?] = [
-                    key.scope, key.key, PostgresTextLiteral.bytea(requestHash("pos-commit", commit)), commit.terminalID,
+                    key.scope, key.key, PostgresTextLiteral.bytea(commit.requestHash), commit.terminalID,
                     commit.posTransactionID, String(commit.memberID), pricing.pricedAtTier, pricing.unit.rawValue,
                     String(pricing.award), PostgresTextLiteral.timestamp(pricing.availableAt),
                     pricing.expiresAt.map(PostgresTextLiteral.timestamp), PostgresTextLiteral.timestamp(commit.purchasedAt),

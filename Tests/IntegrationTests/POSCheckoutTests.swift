@@ -167,6 +167,13 @@ struct POSCheckoutTests {
             #expect(commit.unit == "points" && commit.tierCode == "base")
             #expect(commit.rulesVersion == harness.rules.current.version)
             #expect(Points(commit.points) == Points(1_400, 80, 0))
+            // A retry answers what was booked, field for field: the first answer was read from the commit's columns,
+            // the replay from its stored JSON.
+            var replay = try #require(try await pos.send(
+                .commit, commitRequest("T-1", member: memberID, holdID: hold.holdID, redeem: 600), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(replay.replayed)
+            replay.replayed = false
+            #expect(replay == commit)
             #expect(try await harness.lookupPoints(pos, card: "CARD-CO-1").0 == Points(1_400, 80, 0))
 
             // The own-brand line comes back: its 60 points go, and 600 × 3,000 / 6,000 = 300 redeemed points return.
@@ -185,6 +192,27 @@ struct POSCheckoutTests {
             #expect(Points(second.points) == Points(1_900, 0, 0))
             #expect(try await harness.lookupPoints(pos, card: "CARD-CO-1").0 == Points(1_900, 0, 0))
             #expect(try await harness.auditIsClean())
+        }
+    }
+
+    @Test("the purchase that crosses a tier threshold answers the upgrade; its retry answers the same booking")
+    func upgradeAnsweredAndReplayed() async throws {
+        try await POSHarness.with { harness in
+            _ = try await TierStore(client: harness.client, logger: TestServices.logger).upsert(
+                Tier(code: "silver", name: "Silver", rank: 1, qualificationSpendMinor: 5_000, qualificationWindowDays: 365))
+            let memberID = try await harness.member(card: "CARD-UP-1")
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            let commit = try #require(try await pos.send(
+                .commit, commitRequest("T-UP-1", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(commit.tierChangedFrom == "base" && commit.tierCode == "silver" && !commit.replayed)
+            #expect(commit.lines.map(\.lineID) == ["A", "B", "C"] && commit.lines.map(\.award) == [20, 60, 0])
+            let replay = try #require(try await pos.send(
+                .commit, commitRequest("T-UP-1", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(replay.replayed && replay.tierChangedFrom == "base" && replay.tierCode == "silver")
+            #expect(replay.accrualEntryID == commit.accrualEntryID && replay.awarded == commit.awarded)
+            #expect(replay.lines.map { [$0.lineID, "\($0.quantity)", "\($0.paidMinor)", "\($0.award)"] }
+                    == commit.lines.map { [$0.lineID, "\($0.quantity)", "\($0.paidMinor)", "\($0.award)"] })
         }
     }
 

@@ -54,9 +54,18 @@ public final class CheckoutWriter: Sendable {
     // MARK: Commit
 
     /// The batch behind the campaigns check of migration 0017 (`$20`: the campaigns version each commit was priced
-    /// with).
+    /// with). A new commit's answer comes as columns, read without JSON decoding (JSONDecoder was the largest
+    /// single cost of reading the answer); only a replay, whose booked lines may differ from this pricing, brings
+    /// its stored JSON.
     static let commitSQL = """
-        SELECT * FROM checkout_commit_batch_checked($20::bigint[], $1::text[], $2::text[], $3::bytea[], $4::text[],
+        SELECT position, sqlstate, message, detail, member_id, ledger_version, tier_code, tier_name, status, card_number,
+            phone, points_available, points_pending, points_held, cashback_available, cashback_pending, cashback_held,
+            (response ->> 'replayed')::boolean AS replayed, response ->> 'accrual_entry_id' AS accrual_entry_id,
+            response ->> 'redemption_entry_id' AS redemption_entry_id, response ->> 'awarded' AS awarded,
+            response ->> 'redeemed' AS redeemed, response -> 'tier_change' ->> 'from' AS tier_from,
+            response -> 'tier_change' ->> 'to' AS tier_to, response -> 'tier_change' ->> 'reason' AS tier_reason,
+            CASE WHEN (response ->> 'replayed')::boolean THEN response::text END AS response
+        FROM checkout_commit_batch_checked($20::bigint[], $1::text[], $2::text[], $3::bytea[], $4::text[],
             $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::timestamptz[], $11::timestamptz[],
             $12::timestamptz[], $13::text[], $14::jsonb[], $15::bigint[], $16::jsonb[], $17::bigint[], $18::bigint[],
             $19::bigint[])
@@ -93,7 +102,7 @@ public final class CheckoutWriter: Sendable {
         if !sent.isEmpty {
             let statement = PipelineStatement(
                 sql: Self.commitSQL, parameters: columns.map { .text(PostgresTextLiteral.array($0)) },
-                preparedName: "checkout_commit_batch_v2", deadline: deadline)
+                preparedName: "checkout_commit_batch_v3", deadline: deadline)
             do {
                 let result = try await pool.execute(statement)
                 guard result.rows.count == sent.count else {
@@ -103,9 +112,7 @@ public final class CheckoutWriter: Sendable {
                     guard let position = result.value(row: row, column: "position").flatMap(Int.init), (1...sent.count).contains(position) else {
                         throw LedgerStoreError.invariantViolated("checkout_commit_batch answered a row without a valid position")
                     }
-                    answers[sent[position - 1]] = Self.answer(result, row: row).flatMap { response, member in
-                        Self.decode(CommitResult.self, response, decoder: JSONDecoder()).map { CommitAnswer(result: $0, member: member) }
-                    }
+                    answers[sent[position - 1]] = Self.commitAnswer(result, row: row, pricing: items[sent[position - 1]].1)
                 }
             } catch {
                 let failure = Self.storeError(error)
@@ -259,23 +266,59 @@ public final class CheckoutWriter: Sendable {
     }
 
     /// A `checkout_result` row: its error, or its response text and member.
+    /// A commit's answer from the columns of `commitSQL`. A new commit booked exactly what it sent: its lines,
+    /// unit and rules version are this pricing's (migration 0013 stores them from the call's arrays), the rest
+    /// comes from the row. A replay answers its stored response.
+    static func commitAnswer(_ result: PipelineResult, row: Int, pricing: POSCommitPricing) -> Result<CommitAnswer, LedgerStoreError> {
+        func text(_ column: String) -> String? { result.value(row: row, column: column) }
+        func int(_ column: String) -> Int64? { text(column).flatMap { Int64($0) } }
+        return member(result, row: row).flatMap { member -> Result<CommitAnswer, LedgerStoreError> in
+            if text("replayed") == "t" {
+                guard let response = text("response") else {
+                    return .failure(.invariantViolated("a replayed commit without its stored response; are the migrations current?"))
+                }
+                return Self.decode(CommitResult.self, response, decoder: JSONDecoder()).map { CommitAnswer(result: $0, member: member) }
+            }
+            guard text("replayed") == "f", let accrual = int("accrual_entry_id"), let redemption = int("redemption_entry_id"),
+                  let awarded = int("awarded"), let redeemed = int("redeemed")
+            else { return .failure(.invariantViolated("a commit answer without its entries; are the migrations current?")) }
+            let tierChange = text("tier_from").flatMap { from in
+                text("tier_to").map { TierChange(from: from, to: $0, reason: text("tier_reason") ?? "") }
+            }
+            return .success(CommitAnswer(result: CommitResult(
+                accrualEntryId: accrual, redemptionEntryId: redemption, awarded: awarded, redeemed: redeemed, unit: pricing.unit,
+                rulesVersion: pricing.rulesVersion, tierChange: tierChange, points: member.points, lines: pricing.lines,
+                replayed: false), member: member))
+        }
+    }
+
     static func answer(_ result: PipelineResult, row: Int) -> Result<(String, CheckoutMemberRow), LedgerStoreError> {
+        member(result, row: row).flatMap { member in
+            guard let response = result.value(row: row, column: "response") else {
+                return .failure(.invariantViolated("a checkout_result row without its response; are the migrations current?"))
+            }
+            return .success((response, member))
+        }
+    }
+
+    /// The member columns of a checkout answer, or the error the row carries.
+    static func member(_ result: PipelineResult, row: Int) -> Result<CheckoutMemberRow, LedgerStoreError> {
         func text(_ column: String) -> String? { result.value(row: row, column: column) }
         func int(_ column: String) -> Int64? { text(column).flatMap { Int64($0) } }
         if let state = text("sqlstate") {
             let message = text("message") ?? "error"
             return .failure(LedgerStoreError.from(state: state, detail: text("detail"), description: "\(message) (SQLSTATE \(state))"))
         }
-        guard let response = text("response"), let memberID = int("member_id"), let version = int("ledger_version"),
+        guard let memberID = int("member_id"), let version = int("ledger_version"),
               let tierCode = text("tier_code"), let tierName = text("tier_name"), let status = text("status"),
               let pointsAvailable = int("points_available"), let pointsPending = int("points_pending"), let pointsHeld = int("points_held"),
               let cashAvailable = int("cashback_available"), let cashPending = int("cashback_pending"), let cashHeld = int("cashback_held")
-        else { return .failure(.invariantViolated("a checkout_result row without its response or member; are the migrations current?")) }
-        return .success((response, CheckoutMemberRow(
+        else { return .failure(.invariantViolated("a checkout_result row without its member; are the migrations current?")) }
+        return .success(CheckoutMemberRow(
             memberID: memberID, ledgerVersion: version, tierCode: tierCode, tierName: tierName, status: status,
             cardNumber: text("card_number"), phone: text("phone"),
             points: MemberBalances(available: pointsAvailable, pending: pointsPending, held: pointsHeld),
-            cashbackMinor: MemberBalances(available: cashAvailable, pending: cashPending, held: cashHeld))))
+            cashbackMinor: MemberBalances(available: cashAvailable, pending: cashPending, held: cashHeld)))
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ text: String, decoder: JSONDecoder) -> Result<T, LedgerStoreError> {

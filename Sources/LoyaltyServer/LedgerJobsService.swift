@@ -45,25 +45,16 @@ public struct LedgerJobsService: Service {
     /// snapshots marked old.
     func reviewTiers() async {
         guard let tiers, let rules else { return }
-        let policy = rules.current.ruleSet.tierReview
-        var reviewed = 0, upgraded = 0, downgraded = 0
-        for _ in 0..<maximumBatchesPerRun {
-            do {
-                let batch = try await tiers.reviewBatch(
-                    batchSize: batchSize, reviewDays: policy.reviewEveryDays, graceDays: policy.graceDays)
-                reviewed += batch.reviewed
-                upgraded += batch.upgraded
-                downgraded += batch.downgraded
-                // Tills read the tier from the cached snapshot: mark the changed members' snapshots old now.
-                if let cache { await cache.markOld(batch.changed, logger: logger) }
-                if batch.reviewed < batchSize { break }
-            } catch {
-                logger.error("tier review failed", metadata: ["error": "\(error)"])
-                break
+        let review = TierReviewRun(tiers: tiers, cache: cache, batchSize: batchSize, maximumBatches: maximumBatchesPerRun, logger: logger)
+        do {
+            let totals = try await review.run(policy: rules.current.ruleSet.tierReview)
+            if totals.reviewed > 0 {
+                logger.info("tier review ran", metadata: [
+                    "reviewed": "\(totals.reviewed)", "upgraded": "\(totals.upgraded)", "downgraded": "\(totals.downgraded)",
+                ])
             }
-        }
-        if reviewed > 0 {
-            logger.info("tier review ran", metadata: ["reviewed": "\(reviewed)", "upgraded": "\(upgraded)", "downgraded": "\(downgraded)"])
+        } catch {
+            logger.error("tier review failed", metadata: ["error": "\(error)"])
         }
     }
 

@@ -7,7 +7,7 @@ struct LoyaltyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loyalty",
         abstract: "Loyalty program backend: ledger, POS protocol, admin API.",
-        subcommands: [ServeCommand.self, MigrateCommand.self, AuditCommand.self, BenchCommand.self, RulesCommand.self, TerminalCommand.self, TokenCommand.self, POSCommand.self])
+        subcommands: [ServeCommand.self, MigrateCommand.self, AuditCommand.self, BenchCommand.self, RulesCommand.self, TerminalCommand.self, TokenCommand.self, POSCommand.self, TiersCommand.self])
 }
 
 /// Options every command that talks to PostgreSQL shares. Flags win over environment variables.

@@ -73,6 +73,65 @@ struct TierStoreTests {
         }
     }
 
+    @Test("the review preview shows each due member's decision as of now or a later instant, changes nothing, and the review then does just that")
+    func reviewPreview() async throws {
+        try await withLedger { f in
+            let tiers = try await ladder(f.client)
+            let lapsed = try await f.newMember()
+            let recent = try await f.newMember()
+            let climber = try await f.newMember()
+            let notDue = try await f.newMember()
+            for member in [lapsed, recent] {
+                try await f.client.query(
+                    "UPDATE members SET tier_id = (SELECT tier_id FROM tiers WHERE code = 'gold') WHERE member_id = \(member)")
+            }
+            try await f.client.query(
+                "UPDATE members SET tier_changed_at = now() - interval '90 days', tier_reviewed_at = now() - interval '40 days' WHERE member_id = \(lapsed)")
+            try await f.client.query(
+                "UPDATE members SET tier_changed_at = now() - interval '5 days', tier_reviewed_at = now() - interval '40 days' WHERE member_id = \(recent)")
+            _ = try await purchase(f, climber, spendMinor: 12_000)  // upgraded to silver at once...
+            // ...and set back by hand, so the review has an upgrade to make.
+            try await f.client.query(
+                "UPDATE members SET tier_id = (SELECT tier_id FROM tiers WHERE code = 'base'), tier_reviewed_at = now() - interval '40 days' WHERE member_id = \(climber)")
+            let changesBefore = try await f.count("tier_changes")
+
+            let now = try await tiers.reviewPreview(reviewDays: 30, graceDays: 30, asOf: Date(), after: nil, limit: 100)
+            #expect(now.nextCursor == nil)
+            #expect(now.decisions.map(\.memberID) == [lapsed, recent, climber])  // member id order; notDue absent
+            let byMember = Dictionary(uniqueKeysWithValues: now.decisions.map { ($0.memberID, $0) })
+            #expect(byMember[lapsed].map { [$0.action, $0.currentTier, $0.newTier] } == ["downgrade", "gold", "silver"])
+            #expect(byMember[lapsed]?.qualifyingSpendMinor == 0)
+            #expect(byMember[lapsed]?.reason.contains("down one rank after 30 grace days") == true)
+            #expect(byMember[recent].map { [$0.action, $0.currentTier, $0.newTier] } == ["keep", "gold", "gold"])
+            #expect(byMember[recent]?.reason.contains("grace days") == true)
+            #expect(byMember[climber].map { [$0.action, $0.currentTier, $0.newTier] } == ["upgrade", "base", "silver"])
+            #expect(byMember[climber]?.qualifyingSpendMinor == 12_000)
+
+            // Nothing changed: tiers, history and review times are as before.
+            #expect(try await f.count("tier_changes") == changesBefore)
+            #expect(try await tiers.tierCode(memberID: lapsed) == "gold")
+            #expect(try await tiers.tierCode(memberID: climber) == "base")
+
+            // Thirty days on, the member reviewed today is due, and the recent change is past its grace.
+            let later = try await tiers.reviewPreview(
+                reviewDays: 30, graceDays: 30, asOf: Date().addingTimeInterval(31 * 86_400), after: nil, limit: 2)
+            #expect(later.decisions.map(\.memberID) == [lapsed, recent])
+            #expect(later.decisions.last?.action == "downgrade")
+            let rest = try await tiers.reviewPreview(
+                reviewDays: 30, graceDays: 30, asOf: Date().addingTimeInterval(31 * 86_400), after: later.nextCursor, limit: 2)
+            #expect(rest.decisions.map(\.memberID) == [climber, notDue])
+            #expect(rest.decisions.last.map { [$0.action, $0.currentTier, $0.newTier] } == ["keep", "base", "base"])
+
+            // The review does what the preview said.
+            let result = try await tiers.reviewBatch(batchSize: 100, reviewDays: 30, graceDays: 30)
+            #expect(result.reviewed == 3 && result.upgraded == 1 && result.downgraded == 1)
+            for decision in now.decisions {
+                #expect(try await tiers.tierCode(memberID: decision.memberID) == decision.newTier)
+            }
+            #expect(try await tiers.reviewPreview(reviewDays: 30, graceDays: 30, asOf: Date(), after: nil, limit: 100).decisions.isEmpty)
+        }
+    }
+
     @Test("returns lower qualifying spend")
     func refundsCount() async throws {
         try await withLedger { f in

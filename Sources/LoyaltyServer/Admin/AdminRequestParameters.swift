@@ -1,4 +1,6 @@
+import Foundation
 import Hummingbird
+import LoyaltyStore
 
 /// Path and query parameters of admin requests, read strictly: an unknown query parameter, a repeated one, a
 /// malformed id, cursor or limit, or an empty value (`?state=`) is a 400 `invalid_parameter` naming it.
@@ -45,6 +47,16 @@ struct AdminRequestParameters {
             throw .invalidParameter("query parameter \"cursor\" must be a next_cursor from a previous page")
         }
         return value
+    }
+
+    /// A query parameter holding an RFC 3339 instant (`as_of`); nil when absent.
+    func instant(_ name: String) throws(APIProblem) -> Date? {
+        guard let text = string(name) else { return nil }
+        guard let instant = RFC3339.parse(text) else {
+            throw .invalidParameter(
+                "query parameter \"\(name)\" must be an RFC 3339 date-time such as 2026-06-01T00:00:00Z (send + in an offset as %2B)")
+        }
+        return instant
     }
 
     func limit() throws(APIProblem) -> Int {

@@ -2,7 +2,7 @@ import Hummingbird
 import LoyaltyStore
 
 /// Every route of the admin HTTP API, in one table. Roles: `admin` may do everything (alone: tier changes,
-/// terminals, rules reload, the audit log); `marketer` reads member search and balances, manages segments and
+/// the tier review preview, terminals, rules reload, the audit log); `marketer` reads member search and balances, manages segments and
 /// campaigns, validates rules and reads reports; `support` reads and updates members (not their tier), blocks and unblocks, reads
 /// ledger history and adjusts up to `AdminPolicy.supportAdjustmentLimit`; `readonly` may only GET (reports too).
 public enum AdminRouteTable {
@@ -51,6 +51,7 @@ public enum AdminRouteTable {
         AdminRoute(.get, "/v1/tiers/{code}", .roles(readers), TierRoutes.get),
         AdminRoute(.patch, "/v1/tiers/{code}", .roles(adminOnly), TierRoutes.update),
         AdminRoute(.delete, "/v1/tiers/{code}", .roles(adminOnly), TierRoutes.delete),
+        AdminRoute(.get, "/v1/tier-review/preview", .roles(adminOnly), TierReviewRoutes.preview),
 
         AdminRoute(.get, "/v1/terminals", .roles(adminOnly), TerminalRoutes.list),
         AdminRoute(.post, "/v1/terminals", .roles(adminOnly), TerminalRoutes.register),

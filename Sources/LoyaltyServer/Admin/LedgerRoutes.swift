@@ -16,14 +16,7 @@ enum LedgerRoutes {
     @Sendable static func balances(_ request: Request, _ context: AdminRequestContext, _ services: AdminServices) async throws -> Response {
         let parameters = try AdminRequestParameters(request, context, allowedQuery: ["as_of"])
         let memberID = try parameters.id()
-        var asOf: Date?
-        if let text = parameters.string("as_of") {
-            guard let instant = RFC3339.parse(text) else {
-                throw APIProblem.invalidParameter(
-                    "query parameter \"as_of\" must be an RFC 3339 date-time such as 2026-06-01T00:00:00Z (send + in an offset as %2B)")
-            }
-            asOf = instant
-        }
+        let asOf = try parameters.instant("as_of")
         try await requireMember(memberID, context, services)
         let ledger = services.ledger(context)
         let points: MemberBalances

@@ -94,7 +94,8 @@ public struct ReportStore: Sendable {
                 WITH booked AS (
                     SELECT (e.occurred_at AT TIME ZONE 'UTC')::date AS day, e.unit,
                         sum(e.amount) FILTER (WHERE e.kind = 'accrual') AS accrued,
-                        count(*) FILTER (WHERE e.kind = 'accrual') AS accruals,
+                        -- A paid purchase that earned nothing has an accrual of 0: not counted as one.
+                        count(*) FILTER (WHERE e.kind = 'accrual' AND e.amount > 0) AS accruals,
                         sum(e.amount) FILTER (WHERE e.kind = 'redemption') AS redeemed,
                         count(*) FILTER (WHERE e.kind = 'redemption') AS redemptions
                     FROM journal_entries e

@@ -81,7 +81,8 @@ struct POSAbuseTests {
     @Test("a sender trickling a frame is closed after the frame read timeout with a goaway; another terminal is served")
     func slowSender() async throws {
         var limits = POSConnectionLimits()
-        limits.frameReadTimeoutMs = 1_000
+        // 2 s against a 300 ms pause: a loaded machine can stretch the pause several times over.
+        limits.frameReadTimeoutMs = 2_000
         limits.idleTimeoutMs = 60_000
         try await POSHarness.with(limits: limits) { harness in
             try await createMember(harness, card: "CARD-SLOW")
@@ -108,7 +109,7 @@ struct POSAbuseTests {
             try await eventually(within: .seconds(6)) { slow.isClosed }
             let elapsed = ContinuousClock.now - started
             trickle.cancel()
-            #expect(elapsed >= .milliseconds(900))
+            #expect(elapsed >= .milliseconds(1_900))
             #expect(elapsed < .milliseconds(6_000), "closed by the frame read timeout, before the frame could complete")
             let goaway = slow.receivedFrames().last
             #expect(goaway?.kind == .goaway)

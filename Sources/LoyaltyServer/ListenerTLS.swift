@@ -59,9 +59,9 @@ public struct ListenerTLS: Sendable {
         return "the TLS certificate expires at \(expiry), within \(warningDays) days; replace it and restart before then"
     }
 
-    /// For the start log: "off", "on" or "on, client certificates required".
+    /// For the start log, one token a log query can match: "off", "on", or "mutual" (client certificates required).
     static func describe(_ tls: ListenerTLS?) -> String {
         guard let tls else { return "off" }
-        return tls.requiresClientCertificate ? "on, client certificates required" : "on"
+        return tls.requiresClientCertificate ? "mutual" : "on"
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import LoyaltyCache
@@ -10,6 +11,8 @@ import ServiceLifecycle
 /// Starts everything `loyalty serve` runs and keeps it running until SIGTERM or SIGINT.
 public enum LoyaltyServerRunner {
     public static func run(configuration: ServerConfiguration, logger: Logger) async throws {
+        // Before any dependency: a configuration that would expose clear text is wrong wherever it runs.
+        try configuration.checkTransport()
         // Refuse to start against missing dependencies: a till would get nothing but errors.
         do {
             try await configuration.databaseURL.checkReachable(timeoutMs: configuration.dependencyTimeoutMs, logger: logger)
@@ -88,10 +91,11 @@ public enum LoyaltyServerRunner {
                 logger: logger)
             let pos = try await POSListener(
                 host: configuration.bindHost, port: configuration.posPort, service: posService,
-                limits: configuration.posLimits, logger: logger)
+                limits: configuration.posLimits, logger: logger, tls: configuration.posTLS)
             let admin = AdminApplication.build(
                 host: configuration.bindHost, port: configuration.adminPort, probe: probe, logger: logger,
-                postgres: postgres, cache: cache, policy: configuration.adminPolicy, rules: rules, metrics: metrics)
+                postgres: postgres, cache: cache, policy: configuration.adminPolicy, rules: rules, metrics: metrics,
+                tls: configuration.adminTLS)
             let jobs = LedgerJobsService(
                 ledger: LedgerStore(client: postgres, logger: logger), tiers: TierStore(client: postgres, logger: logger),
                 rules: rules, cache: cache, logger: logger)
@@ -105,9 +109,16 @@ public enum LoyaltyServerRunner {
                 "loyalty server starting",
                 metadata: [
                     "pos": "\(configuration.bindHost):\(pos.boundPort)",
-                    "admin": "http://\(configuration.bindHost):\(configuration.adminPort)",
+                    "pos_tls": "\(ListenerTLS.describe(configuration.posTLS))",
+                    "admin": "\(configuration.adminTLS == nil ? "http" : "https")://\(configuration.bindHost):\(configuration.adminPort)",
+                    "admin_tls": "\(ListenerTLS.describe(configuration.adminTLS))",
                     "postgres": "\(configuration.databaseURL)", "redis": "\(configuration.redisURL)",
                 ])
+            for case let (listener, tls?) in [("pos", configuration.posTLS), ("admin", configuration.adminTLS)] {
+                if let warning = tls.expiryWarning(now: Date()) {
+                    logger.warning("\(warning)", metadata: ["listener": "\(listener)", "certificate": "\(tls.certificatePath)"])
+                }
+            }
             try await services.run()
             // After the POS listener drained: every admitted write has its answer.
             await writer.close()

@@ -24,6 +24,13 @@ public struct ServerConfiguration: Sendable {
     /// Limits of the admin API beyond roles (the support role's adjustment limits); `loyalty serve` fills them from
     /// --support-adjustment-limit and --support-daily-adjustment-limit.
     public var adminPolicy = AdminPolicy()
+    /// TLS of each listener; nil listens in plain TCP.
+    public var posTLS: ListenerTLS?
+    public var adminTLS: ListenerTLS?
+    /// Plain TCP on an address other than loopback is refused unless the operator says something else protects it
+    /// (a TLS proxy in front, a network of its own): `--pos-insecure`, `--admin-insecure`.
+    public var posPlaintextAllowed = false
+    public var adminPlaintextAllowed = false
 
     public init(
         databaseURL: DatabaseURL,
@@ -48,11 +55,31 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
+extension ServerConfiguration {
+    /// Refuses a listener that would take card numbers, terminal sessions or admin tokens in clear off a network.
+    public func checkTransport() throws(StartupError) {
+        guard !ListenAddress.isLoopback(bindHost) else { return }
+        if posTLS == nil && !posPlaintextAllowed {
+            throw .plaintextOnNetwork(listener: "POS", host: bindHost, fix: """
+                give --pos-tls-cert and --pos-tls-key, or bind 127.0.0.1 behind a TLS proxy, or pass --pos-insecure if \
+                a TLS proxy or a network of its own already protects this address
+                """)
+        }
+        if adminTLS == nil && !adminPlaintextAllowed {
+            throw .plaintextOnNetwork(listener: "admin", host: bindHost, fix: """
+                give --admin-tls-cert and --admin-tls-key, or bind 127.0.0.1 behind an HTTPS proxy, or pass \
+                --admin-insecure if an HTTPS proxy or a network of its own already protects this address
+                """)
+        }
+    }
+}
+
 /// Errors that stop the server from starting. Each is one line naming what and where.
 public enum StartupError: Error, CustomStringConvertible {
     case dependencyUnreachable(String)
     case portUnavailable(what: String, host: String, port: Int, reason: String)
     case rules(String)
+    case plaintextOnNetwork(listener: String, host: String, fix: String)
 
     public var description: String {
         switch self {
@@ -60,6 +87,8 @@ public enum StartupError: Error, CustomStringConvertible {
         case .portUnavailable(let what, let host, let port, let reason):
             "cannot listen for \(what) on \(host):\(port): \(reason); pick another port"
         case .rules(let text): text
+        case .plaintextOnNetwork(let listener, let host, let fix):
+            "the \(listener) listener would speak plain TCP on \(host), which is not loopback: \(fix)"
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SwiftProtobuf
 
 /// A POS protocol client: one TCP connection, many requests in flight, responses matched by request id (they may
@@ -31,11 +32,16 @@ public final class POSClient: Sendable {
         self.handler = handler
     }
 
+    /// Connects over plain TCP, or over TLS when `tls` is given (a server started with `--pos-tls-cert`); frames
+    /// are the same either way.
     public static func connect(
-        host: String, port: Int, maximumFrameBytes: Int = Frame.defaultMaximumLength,
+        host: String, port: Int, maximumFrameBytes: Int = Frame.defaultMaximumLength, tls: POSClientTLS? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> POSClient {
+        let tlsContext = try tls?.makeContext()
+        let serverHostname = tls?.hostname(connectingTo: host)
         let handlerBox = NIOLockedValueBox<POSClientHandler?>(nil)
+        let handshakeBox = NIOLockedValueBox<EventLoopFuture<Void>?>(nil)
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(5))
@@ -43,6 +49,13 @@ public final class POSClient: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let handler = POSClientHandler()
                     handlerBox.withLockedValue { $0 = handler }
+                    if let tlsContext {
+                        let waiter = TLSHandshakeWaiter(done: channel.eventLoop.makePromise())
+                        handshakeBox.withLockedValue { $0 = waiter.done.futureResult }
+                        try channel.pipeline.syncOperations.addHandlers([
+                            NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname), waiter,
+                        ])
+                    }
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(FrameDecoder(maximumLength: maximumFrameBytes)),
                         MessageToByteHandler(FrameEncoder()),
@@ -51,6 +64,12 @@ public final class POSClient: Sendable {
                 }
             }
             .connect(host: host, port: port).get()
+        if let handshake = handshakeBox.withLockedValue({ $0 }) {
+            do { try await handshake.get() } catch {
+                try? await channel.close()
+                throw error
+            }
+        }
         let handler = handlerBox.withLockedValue { $0 }!
         return POSClient(channel: channel, handler: handler)
     }
@@ -120,6 +139,7 @@ public enum POSClientError: Error, Equatable, CustomStringConvertible {
     case connectionClosed
     case goaway
     case serverNotAuthentic
+    case tls(String)
 
     public var description: String {
         switch self {
@@ -127,6 +147,8 @@ public enum POSClientError: Error, Equatable, CustomStringConvertible {
         case .connectionClosed: "the server closed the connection"
         case .goaway: "the server is shutting down (goaway); reconnect and retry with the same transaction id"
         case .serverNotAuthentic: "the server's signature did not match: not the real server"
+        case .tls(let reason):
+            "the TLS handshake failed (\(reason)); check that the server speaks TLS on this port, that its certificate chains to the CA given and names the host connected to"
         }
     }
 }

@@ -22,6 +22,7 @@ struct POSCommand: AsyncParsableCommand {
         @Option(name: .customLong("secret"), help: "Terminal secret as printed at registration, base64 (env LOYALTY_TERMINAL_SECRET).")
         var secret: String?
         @Option(name: .customLong("deadline-ms"), help: "Deadline sent with the request.") var deadlineMs: UInt32 = 5_000
+        @OptionGroup(title: "TLS (a server started with --pos-tls-cert)") var tls: POSClientTLSOptions
 
         /// Connects and authenticates, then runs `body`; closes the connection either way.
         func withClient<T>(_ body: (POSClient) async throws -> T) async throws -> T {
@@ -33,9 +34,12 @@ struct POSCommand: AsyncParsableCommand {
             else {
                 throw CommandFailure("no terminal secret: pass --secret (base64, as printed by `loyalty terminal register`) or set LOYALTY_TERMINAL_SECRET")
             }
+            let tls = try self.tls.resolved()
             let client: POSClient
             do {
-                client = try await POSClient.connect(host: host, port: port)
+                client = try await POSClient.connect(host: host, port: port, tls: tls)
+            } catch let error as POSClientError {
+                throw CommandFailure("cannot connect to the POS port \(host):\(port): \(error)")
             } catch {
                 throw CommandFailure("cannot connect to the POS port \(host):\(port) (\(error)); is `loyalty serve` running?")
             }

@@ -12,6 +12,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "POS connection limits") var posLimits: POSLimitOptions
 
+    @OptionGroup(title: "TLS") var tls: ServeTLSOptions
+
     @Option(name: .customLong("redis-url"), help: "Redis URL (env LOYALTY_REDIS_URL).")
     var redisURL: String?
 
@@ -66,6 +68,9 @@ struct ServeCommand: AsyncParsableCommand {
                 migrationsDirectory: URL(fileURLWithPath: database.migrationsDirectory),
                 databasePoolSize: try poolSize())
             configuration.posLimits = try posLimits.resolved()
+            try tls.apply(to: &configuration)
+            // Here too, so that --migrate does not change the database of a server that then refuses to start.
+            try configuration.checkTransport()
             let checkoutText = checkoutConnections.map(String.init) ?? environment("LOYALTY_CHECKOUT_CONNECTIONS") ?? "4"
             guard let checkout = Int(checkoutText), (1...64).contains(checkout) else {
                 throw CommandFailure("checkout connections '\(checkoutText)' must be 1-64")

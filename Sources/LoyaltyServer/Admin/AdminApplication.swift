@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import LoyaltyCache
 import NIOCore
@@ -17,6 +19,7 @@ public enum AdminApplication {
     ///   - rules: the rules in force, shown, validated against and reloaded by `/v1/rules`; nil answers 404 there.
     ///   - openAPIPath: the API document served at `/openapi.json`, read once here, relative to the working
     ///     directory like `rules/` and `migrations/`.
+    ///   - tls: HTTPS with this certificate; nil serves plain HTTP (loopback, tests, or behind an HTTPS proxy).
     public static func build(
         host: String,
         port: Int,
@@ -27,7 +30,8 @@ public enum AdminApplication {
         policy: AdminPolicy = AdminPolicy(),
         rules: CurrentRules? = nil,
         openAPIPath: String = "docs/openapi.json",
-        metrics: PrometheusCollectorRegistry? = nil
+        metrics: PrometheusCollectorRegistry? = nil,
+        tls: ListenerTLS? = nil
     ) -> some ApplicationProtocol {
         let services = AdminServices(
             postgres: postgres ?? probe.postgres, probe: probe, cache: cache, policy: policy,
@@ -43,8 +47,18 @@ public enum AdminApplication {
         router.register(AdminRouteTable.routes, services: services)
         return Application(
             router: router,
+            server: server(tls: tls),
             configuration: .init(address: .hostname(host, port: port), serverName: "loyalty"),
             logger: logger)
+    }
+
+    /// HTTP/1.1, inside TLS when configured. Built by hand so that `build` need not throw: `.tls(…)` is declared
+    /// throwing, and what could fail (a key that does not fit) `ListenerTLS` has already checked at start.
+    static func server(tls: ListenerTLS?) -> HTTPServerBuilder {
+        guard let tls else { return .http1() }
+        return HTTPServerBuilder { responder in
+            try TLSChannel(HTTP1Channel(responder: responder), tlsConfiguration: tls.configuration)
+        }
     }
 
     static func loadDocument(_ path: String, logger: Logger) -> ByteBuffer? {

@@ -113,6 +113,7 @@ enum POSConnectionCloses: String {
     case terminalRevoked = "terminal_revoked"
     case tooManyRejections = "too_many_rejections"
     case malformedFrame = "malformed_frame"
+    case tlsHandshakeFailed = "tls_handshake_failed"
 
     static func count(_ reason: POSConnectionCloses) {
         Counter(label: "loyalty_pos_connections_closed_total", dimensions: [("reason", reason.rawValue)]).increment()

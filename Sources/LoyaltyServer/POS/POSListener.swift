@@ -2,6 +2,7 @@ import Logging
 import LoyaltyStore
 import NIOCore
 import NIOPosix
+import NIOSSL
 import POSProtocol
 import ServiceLifecycle
 
@@ -13,19 +14,23 @@ public final class POSListener: Service {
     let port: Int
     let logger: Logger
     let drainTimeoutMs: Int
+    /// Nil: plain TCP (loopback, tests, or behind a TLS proxy).
+    let tls: ListenerTLS?
     private let serverChannel: any Channel
     private let connections: POSConnectionRegistry
     private let terminals: TerminalStore
     private let terminalRecheckInterval: Duration
 
     init(
-        host: String, port: Int, service: POSService, limits: POSConnectionLimits, logger: Logger, drainTimeoutMs: Int = 10_000
+        host: String, port: Int, service: POSService, limits: POSConnectionLimits, logger: Logger, drainTimeoutMs: Int = 10_000,
+        tls: ListenerTLS? = nil
     ) async throws {
         precondition(limits.problems.isEmpty, "POS limits out of range: \(limits.problems.joined(separator: "; "))")
         self.host = host
         self.port = port
         self.logger = logger
         self.drainTimeoutMs = drainTimeoutMs
+        self.tls = tls
         self.terminals = service.terminals
         self.terminalRecheckInterval = .milliseconds(limits.terminalRecheckIntervalMs)
         let connections = POSConnectionRegistry(
@@ -43,6 +48,13 @@ public final class POSListener: Service {
                 guard case .admitted = connections.admit(channel) else { return channel.close() }
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
+                    // TLS first: everything after it sees the same frames as over plain TCP. The handshake runs
+                    // under the POS handshake timer, which starts when the TCP connection does.
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandlers([
+                            NIOSSLServerHandler(context: tls.context), POSTLSFailureHandler(logger: logger),
+                        ])
+                    }
                     try channel.pipeline.syncOperations.addHandlers([
                         BackPressureHandler(),
                         FrameReadTimer(timeoutMs: limits.frameReadTimeoutMs),
@@ -78,7 +90,7 @@ public final class POSListener: Service {
     }
 
     public func run() async throws {
-        logger.info("pos listener started", metadata: ["address": "\(host):\(boundPort)"])
+        logger.info("pos listener started", metadata: ["address": "\(host):\(boundPort)", "tls": "\(ListenerTLS.describe(tls))"])
         let channel = serverChannel
         // Cancellation (tests, a failing sibling service) stops it the same way as a graceful shutdown.
         try await withThrowingTaskGroup(of: Void.self) { group in

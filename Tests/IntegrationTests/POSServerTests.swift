@@ -28,7 +28,7 @@ struct POSHarness: Sendable {
     static func with(
         limits: POSConnectionLimits = POSConnectionLimits(), redisURL: RedisURL? = nil, rulesDirectory: URL? = nil,
         commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), cacheNamespace: String? = nil,
-        epochRefreshInterval: Duration? = nil, tls: ListenerTLS? = nil,
+        epochRefreshInterval: Duration? = nil, tls: ListenerTLS? = nil, drainTimeoutMs: Int = 2_000,
         _ body: @Sendable (POSHarness) async throws -> Void
     ) async throws {
         try await TestServices.withMigratedDatabase { url, client in
@@ -64,7 +64,7 @@ struct POSHarness: Sendable {
                 postgres: client, writer: writer, lookups: lookups, cache: cache, rules: rules, campaigns: campaigns, limits: limits,
                 commitLimits: commitLimits, logger: TestServices.logger)
             let listener = try await POSListener(
-                host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: 2_000,
+                host: "127.0.0.1", port: 0, service: service, limits: limits, logger: TestServices.logger, drainTimeoutMs: drainTimeoutMs,
                 tls: tls)
             let harness = POSHarness(port: listener.boundPort, url: url, client: client, secret: secret, listener: listener, service: service, rules: rules, cache: cache,
                                      campaigns: campaigns)

@@ -97,13 +97,15 @@ struct CommitBatcherTests {
             let batcher = CommitBatcher(writer: writer)
             // The members are locked, so the batch waits inside PostgreSQL until its backend is terminated.
             let lock = try await RowLock.hold(client, "SELECT member_id FROM members FOR UPDATE")
-            let outcomes = try await withThrowingTaskGroup(of: (Result<CommitAnswer, LedgerStoreError>, Duration).self) { group in
+            // Each waiter notes when its answer came (not when the test got round to reading it), and the
+            // termination's time is when pg_terminate_backend answered: the backend was gone by then.
+            let outcomes = try await withThrowingTaskGroup(of: (Result<CommitAnswer, LedgerStoreError>, ContinuousClock.Instant).self) { group in
                 for (index, member) in ids.enumerated() {
                     group.addTask {
                         do throws(LedgerStoreError) {
-                            return (.success(try await batcher.commit(commit("K\(index)", member: member), pricing: pricing(award: 5))), .zero)
+                            return (.success(try await batcher.commit(commit("K\(index)", member: member), pricing: pricing(award: 5))), .now)
                         } catch {
-                            return (.failure(error), .zero)
+                            return (.failure(error), .now)
                         }
                     }
                 }
@@ -120,14 +122,14 @@ struct CommitBatcherTests {
                     if !waiting { try await Task.sleep(for: .milliseconds(20)) }
                 }
                 #expect(waiting, "the batch never reached the lock")
-                let killedAt = ContinuousClock.now
                 _ = try await client.query(
                     """
                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                     WHERE datname = current_database() AND application_name = 'loyalty-checkout'
                     """)
+                let killedAt = ContinuousClock.now
                 var results: [(Result<CommitAnswer, LedgerStoreError>, Duration)] = []
-                for try await (result, _) in group { results.append((result, ContinuousClock.now - killedAt)) }
+                for try await (result, answeredAt) in group { results.append((result, answeredAt - killedAt)) }
                 return results
             }
             try await lock.release()

@@ -17,6 +17,19 @@ enum JSONResponse {
         let data = try encoder.encode(value)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
+
+    /// JSON text that PostgreSQL already built, sent as it is.
+    static func raw(_ json: String, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
+    }
+
+    /// A `Page` whose items are JSON texts PostgreSQL already built.
+    static func page(jsonItems: [String], nextCursor: Int64?) -> Response {
+        let cursor = nextCursor.map { "\"\($0)\"" } ?? "null"
+        return raw("{\"items\":[" + jsonItems.joined(separator: ",") + "],\"next_cursor\":" + cursor + "}")
+    }
 }
 
 /// A page of a list: `items` and the cursor of the next page (null on the last).

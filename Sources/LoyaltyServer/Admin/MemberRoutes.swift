@@ -32,7 +32,7 @@ enum MemberRoutes {
         }
         let (members, next) = try await services.members(context).search(
             lookup, after: try parameters.cursor(), limit: try parameters.limit())
-        return try JSONResponse.make(Page(items: members.map(\.representation), nextCursor: next))
+        return JSONResponse.page(jsonItems: members.map(\.jsonText), nextCursor: next)
     }
 
     /// Partial update. `If-Match: <version>` (or `"<version>"`) makes it conditional: 409 when the member has
@@ -89,7 +89,7 @@ enum MemberRoutes {
     static func response(_ member: AdminMember, status: HTTPResponse.Status = .ok, location: Bool = false) throws -> Response {
         var headers: HTTPFields = [.eTag: "\"\(member.version)\""]
         if location { headers[.location] = "/v1/members/\(member.memberID)" }
-        return try JSONResponse.make(member.representation, status: status, headers: headers)
+        return JSONResponse.raw(member.jsonText, status: status, headers: headers)
     }
 
     /// nil without If-Match or with `*`; otherwise the version, bare or as a quoted (strong or weak) entity tag.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import LoyaltyCore
 import Logging
 
 /// Gives every request an id and one log line. The id is the client's `X-Request-Id` when that is 1-64 safe
@@ -38,8 +39,10 @@ struct RequestIDMiddleware: RouterMiddleware {
     }
 
     static func generate() -> String {
+        // 128 random bits as hex: String(format:) per byte was a few per cent of a read's CPU.
         var generator = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
+        let bits: (UInt64, UInt64) = (generator.next(), generator.next())
+        return HexDigits.lowercase(withUnsafeBytes(of: bits) { Array($0) })
     }
 
     private static func isSafe(_ byte: UInt8) -> Bool {

@@ -2,8 +2,9 @@ import Foundation
 
 /// A member as the admin API shows it, read in the same statement as the write that produced it.
 ///
-/// `representation` is the API's JSON object (snake_case fields, nulls included); the other fields are the
-/// parts of it the callers decide on, plus the ledger version the member cache compares.
+/// `jsonText` is the API's JSON object as PostgreSQL built it (snake_case fields, nulls included): a read sends
+/// it as it is, without decoding and encoding it again (that was most of a member read's CPU). The other fields
+/// are the parts of it the callers decide on, read as columns, plus the ledger version the member cache compares.
 public struct AdminMember: Sendable, Equatable {
     public var memberID: Int64
     public var status: String
@@ -11,23 +12,21 @@ public struct AdminMember: Sendable, Equatable {
     public var version: Int64
     /// The member's `ledger_version`: admin writes bump it too, so the member cache drops older snapshots.
     public var ledgerVersion: Int64
-    public var representation: JSONValue
+    public var jsonText: String
 
     public var isErased: Bool { status == "erased" }
 
     /// Fields holding personal data: cleared by erasure, redacted from the member's audit rows.
     public static let personalFields = ["card_number", "phone", "email", "given_name", "family_name", "birth_date"]
 
-    init(jsonText: String, ledgerVersion: Int64) throws {
-        let value = try JSONDecoder().decode(JSONValue.self, from: Data(jsonText.utf8))
-        guard case .object(let fields) = value, case .integer(let id)? = fields["member_id"],
-            case .string(let status)? = fields["status"], case .integer(let version)? = fields["version"]
-        else { throw UnexpectedReply(description: "a member row without member_id, status or version") }
-        self.memberID = id
-        self.status = status
-        self.version = version
-        self.ledgerVersion = ledgerVersion
-        self.representation = value
+    /// The columns of `AdminMemberStore.memberColumns`: JSON text, ledger version, member id, status, profile version.
+    init(_ row: (String, Int64, Int64, String, Int64)) {
+        (jsonText, ledgerVersion, memberID, status, version) = row
+    }
+
+    /// The JSON object decoded, for what inspects or diffs fields (audit rows of writes).
+    public var representation: JSONValue {
+        (try? JSONDecoder().decode(JSONValue.self, from: Data(jsonText.utf8))) ?? .null
     }
 
     /// The fields of `representation` that differ from `other`'s, as (before, after) objects holding only those

@@ -30,7 +30,7 @@ public struct AdminMemberStore: Sendable {
             'enrolled_at', to_char(m.enrolled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
             'updated_at', to_char(m.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
             'erased_at', to_char(m.erased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text,
-        m.ledger_version
+        m.ledger_version, m.member_id, m.status, m.profile_version
         """
 
     public static func resource(_ memberID: Int64) -> String { "member:\(memberID)" }
@@ -58,8 +58,8 @@ public struct AdminMemberStore: Sendable {
                 "SELECT \(unescaped: Self.memberColumns) FROM members m WHERE lower(m.email) = lower(\(email)) AND m.member_id > \(after) ORDER BY m.member_id LIMIT \(pageSize)"
             }
         var members: [AdminMember] = []
-        for try await (text, ledgerVersion) in try await client.query(query, logger: logger).decode((String, Int64).self) {
-            members.append(try AdminMember(jsonText: text, ledgerVersion: ledgerVersion))
+        for try await row in try await client.query(query, logger: logger).decode((String, Int64, Int64, String, Int64).self) {
+            members.append(AdminMember(row))
         }
         let next = members.count == Int(pageSize) ? members.last?.memberID : nil
         return (members, next)
@@ -231,8 +231,8 @@ public struct AdminMemberStore: Sendable {
     }
 
     static func first(_ rows: PostgresRowSequence) async throws -> AdminMember? {
-        for try await (text, ledgerVersion) in rows.decode((String, Int64).self) {
-            return try AdminMember(jsonText: text, ledgerVersion: ledgerVersion)
+        for try await row in rows.decode((String, Int64, Int64, String, Int64).self) {
+            return AdminMember(row)
         }
         return nil
     }

@@ -24,10 +24,16 @@ public struct AdminTokenSecret: Sendable {
     init(bytes: [UInt8]) {
         precondition(bytes.count == Self.randomByteCount, "a token is 32 random bytes")
         self.bytes = bytes
-        let base64 = Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-        self.text = Self.prefix + base64
+        // base64url without padding, mapped byte by byte (string replacements were a few per cent of a read).
+        let base64URL = Data(bytes).base64EncodedData().compactMap { byte -> UInt8? in
+            switch byte {
+            case UInt8(ascii: "+"): UInt8(ascii: "-")
+            case UInt8(ascii: "/"): UInt8(ascii: "_")
+            case UInt8(ascii: "="): nil
+            default: byte
+            }
+        }
+        self.text = Self.prefix + String(decoding: base64URL, as: UTF8.self)
     }
 
     /// nil unless `text` is a well-formed token (prefix, 43 base64url characters, 32 bytes).
@@ -37,8 +43,15 @@ public struct AdminTokenSecret: Sendable {
         guard encoded.utf8.count == Self.encodedCharacterCount,
             encoded.utf8.allSatisfy({ Self.isBase64URL($0) })
         else { return nil }
-        let standard = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") + "="
-        guard let data = Data(base64Encoded: standard), data.count == Self.randomByteCount else { return nil }
+        var standard = encoded.utf8.map { byte -> UInt8 in
+            switch byte {
+            case UInt8(ascii: "-"): UInt8(ascii: "+")
+            case UInt8(ascii: "_"): UInt8(ascii: "/")
+            default: byte
+            }
+        }
+        standard.append(UInt8(ascii: "="))
+        guard let data = Data(base64Encoded: Data(standard)), data.count == Self.randomByteCount else { return nil }
         self.init(bytes: Array(data))
         // Non-canonical trailing bits would give two texts for one token; refuse them.
         guard self.text == text else { return nil }

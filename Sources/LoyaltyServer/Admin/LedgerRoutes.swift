@@ -17,16 +17,18 @@ enum LedgerRoutes {
         let parameters = try AdminRequestParameters(request, context, allowedQuery: ["as_of"])
         let memberID = try parameters.id()
         let asOf = try parameters.instant("as_of")
-        try await requireMember(memberID, context, services)
         let ledger = services.ledger(context)
         let points: MemberBalances
         let cashback: MemberBalances
         if let asOf {
+            try await requireMember(memberID, context, services)
             points = try await ledger.balances(memberID: memberID, unit: .points, asOf: asOf)
             cashback = try await ledger.balances(memberID: memberID, unit: .cashbackMinor, asOf: asOf)
         } else {
-            points = try await ledger.balances(memberID: memberID, unit: .points)
-            cashback = try await ledger.balances(memberID: memberID, unit: .cashbackMinor)
+            guard let current = try await ledger.currentBalances(memberID: memberID) else {
+                throw APIProblem.notFound("member \(memberID) not found")
+            }
+            (points, cashback) = current
         }
         return try JSONResponse.make(BalancesBody(
             memberID: memberID, points: points, cashbackMinor: cashback, asOf: asOf.map(RulesBody.timestamp)))
@@ -109,7 +111,7 @@ enum LedgerRoutes {
     }
 
     static func requireMember(_ memberID: Int64, _ context: AdminRequestContext, _ services: AdminServices) async throws {
-        guard try await services.members(context).find(memberID: memberID) != nil else {
+        guard try await services.members(context).exists(memberID: memberID) else {
             throw APIProblem.notFound("member \(memberID) not found")
         }
     }

@@ -43,6 +43,12 @@ public struct AdminMemberStore: Sendable {
         return try await Self.first(rows)
     }
 
+    public func exists(memberID: Int64) async throws -> Bool {
+        let rows = try await client.query("SELECT 1::int4 FROM members WHERE member_id = \(memberID)", logger: logger)
+        for try await _ in rows.decode(Int32.self) { return true }
+        return false
+    }
+
     /// Members matching `lookup` with ids above `cursor`, ascending; `nextCursor` is set when more may follow.
     public func search(_ lookup: MemberLookup, after cursor: Int64?, limit: Int) async throws -> (members: [AdminMember], nextCursor: Int64?) {
         let pageSize = Int64(min(max(limit, 1), Self.maximumPageSize))

@@ -110,6 +110,26 @@ public struct LedgerStore: Sendable {
         try await call("SELECT ledger_balances(\(memberID), \(unit.rawValue))::text")
     }
 
+    /// Both units' balances in one round trip, or nil when there is no such member (the admin read: one query
+    /// instead of a member read and two balance calls).
+    public func currentBalances(memberID: Int64) async throws(LedgerStoreError) -> (points: MemberBalances, cashbackMinor: MemberBalances)? {
+        do {
+            let rows = try await client.query(
+                """
+                SELECT (p ->> 'available')::int8, (p ->> 'pending')::int8, (p ->> 'held')::int8,
+                       (c ->> 'available')::int8, (c ->> 'pending')::int8, (c ->> 'held')::int8
+                FROM members m, ledger_balances(m.member_id, 'points') p, ledger_balances(m.member_id, 'cashback_minor') c
+                WHERE m.member_id = \(memberID)
+                """, logger: logger)
+            for try await (pa, pp, ph, ca, cp, ch) in rows.decode((Int64, Int64, Int64, Int64, Int64, Int64).self) {
+                return (MemberBalances(available: pa, pending: pp, held: ph), MemberBalances(available: ca, pending: cp, held: ch))
+            }
+            return nil
+        } catch {
+            throw LedgerStoreError.from(error)
+        }
+    }
+
     /// Balances as they were at `instant`, rebuilt from postings (the cached balances only know the present).
     public func balances(memberID: Int64, unit: LedgerUnit, asOf instant: Date) async throws(LedgerStoreError) -> MemberBalances {
         try await call(

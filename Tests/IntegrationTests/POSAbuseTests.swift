@@ -234,12 +234,12 @@ struct POSAbuseTests {
         var limits = POSConnectionLimits()
         // Hello to HelloProof (client-side key derivation) must fit in it too.
         // Generous against stalls of a test task while the whole suite runs in parallel on two cores.
-        limits.idleTimeoutMs = 4_000
+        limits.idleTimeoutMs = 6_000
         try await POSHarness.with(limits: limits) { harness in
             let quiet = try await harness.authenticated()
             let pinging = try await harness.authenticated()
             let started = ContinuousClock.now
-            while ContinuousClock.now - started < .milliseconds(9_000) {
+            while ContinuousClock.now - started < .milliseconds(13_000) {
                 try await within(Self.servedWithin) { try await pinging.ping() }
                 try await Task.sleep(for: .milliseconds(200))
             }

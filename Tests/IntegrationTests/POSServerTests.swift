@@ -31,6 +31,13 @@ struct POSHarness: Sendable {
         epochRefreshInterval: Duration? = nil, tls: ListenerTLS? = nil, drainTimeoutMs: Int = 2_000,
         _ body: @Sendable (POSHarness) async throws -> Void
     ) async throws {
+        var testLimits = limits
+        if testLimits.defaultDeadlineMs == POSConnectionLimits().defaultDeadlineMs {
+            // A request without its own deadline gets 30 s here, not 5: with the whole suite on two cores a
+            // commit can wait seconds, and no test that leaves the deadline out is about deadlines.
+            testLimits.defaultDeadlineMs = 30_000
+        }
+        let limits = testLimits
         try await TestServices.withMigratedDatabase { url, client in
             let secret = TerminalAuth.randomBytes(32)
             let credentials = TerminalAuth.credentials(secret: secret)

@@ -3,7 +3,7 @@ import PostgresPipeline
 import Synchronization
 import Testing
 
-@Suite("libpq pipeline connection", .serialized, .timeLimit(.minutes(1)))
+@Suite("libpq pipeline connection", .serialized, .timeLimit(.minutes(3)))
 struct PipelineConnectionTests {
     @Test("a simple select returns its columns, rows and command tag")
     func simpleSelect() async throws {

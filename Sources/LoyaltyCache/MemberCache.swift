@@ -283,14 +283,14 @@ public final class MemberCache: Sendable {
             memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch, indexes: indexes, indexAction: .delete)
     }
 
-    private static func checkVersion(memberID: Int64, ledgerVersion: Int64) throws(CacheError) {
+    static func checkVersion(memberID: Int64, ledgerVersion: Int64) throws(CacheError) {
         guard memberID > 0 else { throw .limitExceeded("member id \(memberID) is not positive") }
         guard (0...Limits.maximumLedgerVersion).contains(ledgerVersion) else {
             throw .limitExceeded("ledger version \(ledgerVersion) is outside 0...\(Limits.maximumLedgerVersion)")
         }
     }
 
-    private var ttlMilliseconds: Int64 {
+    var ttlMilliseconds: Int64 {
         let parts = configuration.timeToLive.components
         return parts.seconds * 1_000 + parts.attoseconds / 1_000_000_000_000_000
     }
@@ -326,7 +326,7 @@ public final class MemberCache: Sendable {
         return .stored
     }
 
-    private func writeFailed(_ error: CacheError) -> WriteOutcome {
+    func writeFailed(_ error: CacheError) -> WriteOutcome {
         counters.writeFailures.add(1, ordering: .relaxed)
         // The write may not have landed, so what Redis holds for this member may now be older than PostgreSQL.
         noteFailure(error, duringWrite: true)

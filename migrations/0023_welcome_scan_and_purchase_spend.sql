@@ -84,7 +84,7 @@ BEGIN
             SELECT least(v_xmin, min(xact_id)) INTO v_xact FROM journal_entries
             WHERE entry_id > v_before AND kind = 'accrual' AND spend_minor > 0;
             v_campaign.run_xact_id := coalesce(v_xact, v_xmin);
-            -- Entries from before 0019 (transaction 0) are in entry id order: start after v_before among them.
+            -- Entries from before 0023 (transaction 0) are in entry id order: start after v_before among them.
             v_campaign.run_cursor := CASE WHEN v_campaign.run_xact_id = '0'::xid8 THEN v_before ELSE 0 END;
         END IF;
         UPDATE campaigns SET state = 'running', run_started_at = p_now, run_cursor = v_campaign.run_cursor,
@@ -859,7 +859,7 @@ BEGIN
     END IF;
     -- Nothing to take back or pay back (the returned lines earned nothing, and nothing was redeemed): the refund
     -- still lowers spend, on a reversal of 0 of the purchase's accrual. A purchase without an accrual recorded no
-    -- spend (one that earned nothing, committed before 0019), so its refund has none to take back either.
+    -- spend (one that earned nothing, committed before 0023), so its refund has none to take back either.
     IF v_spend > 0 AND v_checkout.accrual_entry_id IS NOT NULL THEN
         INSERT INTO journal_entries (kind, member_id, unit, amount, actor, reverses_entry_id, explanation, occurred_at,
                                      spend_minor)

@@ -25,16 +25,15 @@ public struct AdminMember: Sendable, Equatable {
     }
 
     /// The JSON object decoded, for what inspects or diffs fields (audit rows of writes).
-    public var representation: JSONValue {
-        (try? JSONDecoder().decode(JSONValue.self, from: Data(jsonText.utf8))) ?? .null
+    public func representation() throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(jsonText.utf8))
     }
 
     /// The fields of `representation` that differ from `other`'s, as (before, after) objects holding only those
     /// fields. Bookkeeping fields (version, timestamps) are left out.
-    public func changes(to other: AdminMember) -> (before: JSONValue, after: JSONValue) {
-        guard case .object(let old) = representation, case .object(let new) = other.representation else {
-            return (representation, other.representation)
-        }
+    public func changes(to other: AdminMember) throws -> (before: JSONValue, after: JSONValue) {
+        let (mine, theirs) = (try representation(), try other.representation())
+        guard case .object(let old) = mine, case .object(let new) = theirs else { return (mine, theirs) }
         let ignored: Set<String> = ["version", "updated_at", "erased_at", "enrolled_at"]
         var before: [String: JSONValue] = [:]
         var after: [String: JSONValue] = [:]

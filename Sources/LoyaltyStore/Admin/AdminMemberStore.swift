@@ -93,7 +93,7 @@ public struct AdminMemberStore: Sendable {
                     throw AdminStoreError.invalid(field: "tier_code", reason: "names no tier: \"\(profile.tierCode ?? "")\"")
                 }
                 try await AuditLogStore.write(
-                    AuditRecord(action: "member.create", resource: Self.resource(member.memberID), before: .null, after: member.representation),
+                    AuditRecord(action: "member.create", resource: Self.resource(member.memberID), before: .null, after: try member.representation()),
                     context: audit, on: connection, logger: logger)
                 return member
             }
@@ -145,7 +145,7 @@ public struct AdminMemberStore: Sendable {
                     RETURNING \(unescaped: Self.memberColumns)
                     """, logger: logger)
                 guard let after = try await Self.first(rows) else { throw AdminStoreError.notFound("member \(memberID)") }
-                let (changedBefore, changedAfter) = before.changes(to: after)
+                let (changedBefore, changedAfter) = try before.changes(to: after)
                 try await AuditLogStore.write(
                     AuditRecord(action: "member.update", resource: Self.resource(memberID), before: changedBefore, after: changedAfter),
                     context: audit, on: connection, logger: logger)
@@ -191,7 +191,7 @@ public struct AdminMemberStore: Sendable {
             guard !before.isErased else { return (before, nil, nil) }
             var cardNumber: String?
             var phone: String?
-            if case .object(let fields) = before.representation {
+            if case .object(let fields) = try before.representation() {
                 if case .string(let value)? = fields["card_number"] { cardNumber = value }
                 if case .string(let value)? = fields["phone"] { phone = value }
             }
@@ -207,7 +207,7 @@ public struct AdminMemberStore: Sendable {
             let resource = Self.resource(memberID)
             try await AuditLogStore.redact(keys: AdminMember.personalFields, resource: resource, on: connection, logger: logger)
             var cleared: [JSONValue] = []
-            if case .object(let fields) = before.representation {
+            if case .object(let fields) = try before.representation() {
                 cleared = AdminMember.personalFields.filter { (fields[$0] ?? .null) != .null }.map { .string($0) }
             }
             try await AuditLogStore.write(

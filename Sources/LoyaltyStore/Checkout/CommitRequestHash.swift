@@ -1,4 +1,3 @@
-import Crypto
 import LoyaltyCore
 
 extension POSCommit {
@@ -10,6 +9,7 @@ extension POSCommit {
         var json = CanonicalJSON()
         json.bytes.reserveCapacity(160 + basket.lines.count * 120)
         // Keys in JSONEncoder's sorted order.
+        json.open()
         json.key("basket", first: true)
         json.open()
         json.key("currency", first: true)
@@ -50,16 +50,12 @@ extension POSCommit {
         json.key("terminalID")
         json.string(terminalID)
         json.close()
-
-        var hasher = SHA256()
-        hasher.update(data: Array("pos-commit".utf8) + [0])
-        hasher.update(data: [UInt8(ascii: "{")] + json.bytes)
-        return Array(hasher.finalize())
+        return LoyaltyStore.requestHash("pos-commit", json: json.bytes)
     }
 }
 
 /// JSON as JSONEncoder writes it (no spaces; `"`, `\`, `/` and control characters escaped the way it escapes them).
-/// The caller writes keys in sorted order. The outermost `{` is the caller's.
+/// The caller writes keys in sorted order.
 struct CanonicalJSON {
     var bytes: [UInt8] = []
 

@@ -26,10 +26,15 @@ func requestHash<Request: Encodable>(_ operation: String, _ request: Request) ->
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     encoder.dateEncodingStrategy = .millisecondsSince1970
-    var data = Data(operation.utf8)
-    data.append(0)
-    data.append((try? encoder.encode(request)) ?? Data())
-    return Array(SHA256.hash(data: data))
+    return requestHash(operation, json: (try? encoder.encode(request)).map(Array.init) ?? [])
+}
+
+/// The hash of a request whose canonical JSON is already written (`POSCommit.requestHash`).
+func requestHash(_ operation: String, json: [UInt8]) -> [UInt8] {
+    var hasher = SHA256()
+    hasher.update(data: Array(operation.utf8) + [0])
+    hasher.update(data: json)
+    return Array(hasher.finalize())
 }
 
 public struct AccrualRequest: Sendable, Codable, Equatable {

@@ -57,7 +57,7 @@ done
 B_BUILD=3600; B_MIGRATE=60; B_SEED=$((60 + MEMBERS / 400)); B_READY=60; B_PGB_INIT=180
 B_PGB_RUN=$((DURATION + 30)); B_REDIS=60; B_SCENARIO=$((DURATION + 240)); B_REPORT=30; B_CLEANUP=100  # a scenario run may pre-warm over all members
 B_SWEEP=$((SWEEP_DURATION + 60))
-B_RUN=$((B_MIGRATE + B_SEED + B_READY + B_PGB_INIT + B_PGB_RUN + B_REDIS + 5 * B_SCENARIO + ${#SWEEP_SCENARIOS[@]} * ${#SWEEP_SHARES[@]} * B_SWEEP + 120 + MEMBERS / 500 + 20 + B_REPORT + B_CLEANUP + B_MIGRATE))
+B_RUN=$((B_MIGRATE + B_SEED + B_READY + B_PGB_INIT + B_PGB_RUN + B_REDIS + 5 * B_SCENARIO + (${#SWEEP_SCENARIOS[@]} + 1) * ${#SWEEP_SHARES[@]} * B_SWEEP + 120 + MEMBERS / 500 + 20 + B_REPORT + B_CLEANUP + B_MIGRATE))
 
 CHILD=""            # the bounded step now running
 SERVER_WRAPPER=""   # `timeout` around the server
@@ -289,6 +289,18 @@ for name in "${SCENARIOS[@]}"; do
                 --host 127.0.0.1 --port "$POS_PORT" --secret-file "$SECRET" --database-url "$LT_URL" \
                 --connections "$CONNECTIONS" --duration-s "$SWEEP_DURATION" --warmup-s 2 --no-prewarm --rate "$rate" \
                 --server-pid "$SERVER_PID" --label "$name@$share%" --json "$RESULTS/sweep-$name-$share.json" >/dev/null
+            if [ "$name" = commit-only ]; then
+                # The raw database at the same arrival rate: TPC-B-like transactions, open loop (pgbench -R), so a
+                # commit's p99 can be read against what PostgreSQL alone gives on this machine at that moment.
+                log "pgbench TPC-B open loop at $rate/s (commit-only's $share % rate)"
+                rm -f "$RESULTS"/pgbench-open.*
+                bounded "$B_SWEEP" "$PGBENCH" -c "$CONNECTIONS" -j 2 -T "$SWEEP_DURATION" -R "$rate" -M prepared \
+                    --log --log-prefix="$RESULTS/pgbench-open" "$(db_url "$PGB_DB")" >"$RESULTS/pgbench-open-$share.log" 2>&1 \
+                    || { cat "$RESULTS/pgbench-open-$share.log" >&2; die "pgbench -R $rate failed"; }
+                python3 loadtests/pgbench-open-loop.py "$RESULTS/pgbench-open" "pgbench-tpcb@$share%" "$rate" "$SWEEP_DURATION" \
+                    "$RESULTS/sweep-pgbench-tpcb-$share.json" >&2 || die "could not summarise the pgbench -R $rate log"
+                rm -f "$RESULTS"/pgbench-open.*
+            fi
         done
     fi
 done

@@ -336,6 +336,36 @@ struct LedgerStoreTests {
             #expect(corrupted.checks.first { $0.name.hasPrefix("every entry") }?.violations == 1)
         }
     }
+
+    @Test("audit finds rows whose references are gone (the hot inserts carry no foreign keys)")
+    func auditCatchesDanglingReferences() async throws {
+        try await withLedger { f in
+            let member = try await f.newMember()
+            let accrued = try await f.accrue(member, 500)
+            #expect(try await f.audit().isClean)
+            let missingEntry = accrued.entryId + 1_000_000
+            // A posting, a lot and a key pointing at an entry that does not exist; nothing refuses them any more.
+            try await f.client.query(
+                """
+                INSERT INTO postings (entry_id, account_id, amount)
+                SELECT \(missingEntry), account_id, 1 FROM accounts WHERE member_id = \(member) AND bucket = 'available' AND unit = 'points'
+                """)
+            try await f.client.query(
+                """
+                INSERT INTO lots (member_id, entry_id, unit, original_amount, remaining_amount, state, available_at)
+                VALUES (\(member), \(missingEntry), 'points', 1, 1, 'available', now())
+                """)
+            try await f.client.query(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, entry_id, response) VALUES ('test', 'dangling', '\\x00', \(missingEntry), '{}')")
+            let report = try await f.audit()
+            func violations(_ prefix: String) -> Int? { report.checks.first { $0.name.hasPrefix(prefix) }?.violations }
+            #expect(violations("every posting's entry") == 1)
+            #expect(violations("every lot's entry") == 1)
+            #expect(violations("every idempotency key's entry") == 1)
+            #expect(violations("every lot consumption's") == 0)
+            #expect(violations("every purchase record's") == 0)
+        }
+    }
 }
 
 @Suite("Ledger history")

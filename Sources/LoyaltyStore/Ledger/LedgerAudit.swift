@@ -67,6 +67,34 @@ public struct LedgerAudit: Sendable {
         ("lot remainders stay within 0 and the original", """
             SELECT lot_id::text FROM lots WHERE remaining_amount < 0 OR remaining_amount > original_amount
             """),
+        // The references the checkout's hot inserts no longer guard with foreign keys (migration 0025).
+        ("every posting's entry and account exist", """
+            SELECT p.entry_id::text || ' ' || p.account_id::text FROM postings p
+            WHERE NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.entry_id = p.entry_id)
+               OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = p.account_id)
+            """),
+        ("every lot's entry and member exist", """
+            SELECT l.lot_id::text FROM lots l
+            WHERE NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.entry_id = l.entry_id)
+               OR NOT EXISTS (SELECT 1 FROM members m WHERE m.member_id = l.member_id)
+            """),
+        ("every lot consumption's entry and lot exist", """
+            SELECT c.entry_id::text || ' ' || c.seq::text FROM lot_consumptions c
+            WHERE NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.entry_id = c.entry_id)
+               OR NOT EXISTS (SELECT 1 FROM lots l WHERE l.lot_id = c.lot_id)
+            """),
+        ("every purchase record's member and entries exist", """
+            SELECT c.terminal_id || ' ' || c.pos_transaction_id FROM pos_checkouts c
+            WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.member_id = c.member_id)
+               OR (c.accrual_entry_id IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.entry_id = c.accrual_entry_id))
+               OR (c.redemption_entry_id IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.entry_id = c.redemption_entry_id))
+            """),
+        ("every idempotency key's entry exists", """
+            SELECT k.entry_id::text FROM idempotency_keys k
+            WHERE k.entry_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.entry_id = k.entry_id)
+            """),
     ]
 
     let client: PostgresClient

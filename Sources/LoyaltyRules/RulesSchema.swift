@@ -15,7 +15,7 @@ struct RulesSchema {
     static let sections = ["program", "earn", "redemption", "pending", "expiry", "tiers"]
     static let programKeys = ["name", "currency"]
     static let earnKeys = ["unit", "rounding", "minimum_basket_minor", "default_rate_bp", "tier_rates_bp",
-                           "categories", "skus", "excluded_categories"]
+                           "categories", "skus", "excluded_categories", "max_award_per_basket"]
     static let earnRequired = ["unit", "rounding", "minimum_basket_minor", "default_rate_bp"]
     static let multiplierKeys = ["multiplier_bp"]
     static let redemptionKeys = ["point_value_minor", "minimum_points", "max_share_of_basket_bp",
@@ -84,7 +84,8 @@ struct RulesSchema {
             skuMultipliersBp: codeMap(fields, "skus", multiplier),
             excludedCategories: Set(reader.codeList(fields, "excluded_categories") ?? []),
             minimumBasketMinor: reader.int(fields, "minimum_basket_minor") ?? 0,
-            rounding: rounding ?? .floorPerLine)
+            rounding: rounding ?? .floorPerLine,
+            maxAwardPerBasket: reader.int(fields, "max_award_per_basket"))
     }
 
     /// `code: {multiplier_bp: N}`.

@@ -31,9 +31,11 @@ struct ExplanationTests {
         for seed in UInt64(1)...400 {
             var rng = RulesSeededGenerator(state: seed)
             let unit: LedgerUnit = Bool.random(using: &rng) ? .points : .cashbackMinor
-            let ruleSet = try RulesFixture.ruleSet(earn: RulesFixture.earn(
+            var earn = RulesFixture.earn(
                 unit: unit, defaultRateBp: Int64.random(in: 1...500, using: &rng), rounding: rounding,
-                minimumBasketMinor: Int64.random(in: 0...3_000, using: &rng)))
+                minimumBasketMinor: Int64.random(in: 0...3_000, using: &rng))
+            earn.maxAwardPerBasket = Bool.random(using: &rng) ? Int64.random(in: 1...200, using: &rng) : nil
+            let ruleSet = try RulesFixture.ruleSet(earn: earn)
             let lines = (0..<Int.random(in: 1...8, using: &rng)).map { index in
                 RulesFixture.line("L\(index)\"x\\", sku: skus.randomElement(using: &rng)!,
                                   category: categories.randomElement(using: &rng)!,

@@ -37,6 +37,14 @@ struct RulesLoaderErrorTests {
                    field: "redemption.max_share_of_basket_bp", message: "between 0 and 10000")
     }
 
+    @Test("an earning cap per basket is read, and one below 1 is refused")
+    func earningCap() throws {
+        let text = try RulesTestFiles.shippedWith([("  rounding: floor_per_line\n", "  rounding: floor_per_line\n  max_award_per_basket: 5000\n")])
+        #expect(try RulesTestFiles.issues(["program.yaml": text]).isEmpty)
+        try single([("  rounding: floor_per_line\n", "  rounding: floor_per_line\n  max_award_per_basket: 0\n")],
+                   at: "max_award_per_basket", field: "earn.max_award_per_basket", message: "must be between 1 and 1000000000, got 0")
+    }
+
     @Test("unknown keys are named, with the nearest known key")
     func unknownKeys() throws {
         try single([("      multiplier_bp: 30000", "      multiplyer_bp: 30000")], at: "multiplyer_bp",

@@ -67,6 +67,8 @@ public enum CompactExplanation {
         case .roundingPerBasket(_, let exactTotal, let total): return "[\"RB\",\(q(exactTotal)),\(total)]"
         case .redemptionCap(let shareBp, let redeemable, let pointValue, let cap, let balance, let minimum, let result):
             return "[\"rd\",\(shareBp),\(redeemable),\(pointValue),\(cap),\(balance.map(String.init) ?? "null"),\(minimum),\(result)]"
+        case .basketCapped(_, let uncapped, let cap): return "[\"cap\",\(uncapped),\(cap)]"
+        case .lineCapped(_, let award, let capped): return "[\"cl\",\(award),\(capped)]"
         case .text(let rule, let detail, let id, let bp):
             return "[\"t\",\(q(rule.rawValue)),\(q(detail)),\(id.map(String.init) ?? "null"),\(bp.map(String.init) ?? "null")]"
         }
@@ -151,6 +153,8 @@ public enum CompactExplanation {
             case "rd":
                 fact = .redemptionCap(shareBp: try n(), redeemablePaidMinor: try n(), pointValueMinor: try n(), cap: try n(),
                                       balance: try optionalN(), minimumPoints: try n(), maxRedeemable: try n())
+            case "cap": fact = .basketCapped(unit: .points, uncapped: try n(), cap: try n())
+            case "cl": fact = .lineCapped(unit: .points, award: try n(), capped: try n())
             case "t":
                 let rawRule = try s()
                 guard let rule = ExplanationRule(rawValue: rawRule) else {
@@ -177,7 +181,7 @@ public enum CompactExplanationError: Error, Equatable, CustomStringConvertible {
 }
 
 extension ExplanationFact {
-    /// The same fact in `unit` (only rounding facts carry one).
+    /// The same fact in `unit` (only rounding and cap facts carry one).
     func inUnit(_ unit: LedgerUnit) -> ExplanationFact {
         switch self {
         case .roundedPerLine(_, let paid, let exact, let award):
@@ -186,6 +190,8 @@ extension ExplanationFact {
             .roundedInBasket(unit: unit, paidMinor: paid, exact: exact, floor: floor, award: award)
         case .roundingPerBasket(_, let exactTotal, let total):
             .roundingPerBasket(unit: unit, exactTotal: exactTotal, total: total)
+        case .basketCapped(_, let uncapped, let cap): .basketCapped(unit: unit, uncapped: uncapped, cap: cap)
+        case .lineCapped(_, let award, let capped): .lineCapped(unit: unit, award: award, capped: capped)
         default: self
         }
     }

@@ -39,6 +39,10 @@ public enum ExplanationFact: Sendable, Hashable {
     /// `balance` nil: the quote did not know the balance (a commit: the ledger checks it when it redeems).
     case redemptionCap(shareBp: Int64, redeemablePaidMinor: Int64, pointValueMinor: Int64, cap: Int64,
                        balance: Int64?, minimumPoints: Int64, maxRedeemable: Int64)
+    /// The basket earned `uncapped` after rounding, more than `earn.max_award_per_basket` (`cap`): it earns `cap`.
+    case basketCapped(unit: LedgerUnit, uncapped: Int64, cap: Int64)
+    /// This line's share of a basket cap's cut: it would have earned `award`, it earns `capped`.
+    case lineCapped(unit: LedgerUnit, award: Int64, capped: Int64)
     /// A step read back from a full explanation (rule and sentence), not from facts.
     case text(rule: ExplanationRule, detail: String, campaignID: Int64?, effectBp: Int64?)
 
@@ -54,6 +58,7 @@ public enum ExplanationFact: Sendable, Hashable {
         case .campaignMultiplier, .campaignExtraRate: .campaign
         case .roundedPerLine, .roundedInBasket, .roundingPerLine, .roundingPerBasket: .rounding
         case .redemptionCap: .redemption
+        case .basketCapped, .lineCapped: .earningCap
         case .text(let rule, _, _, _): rule
         }
     }
@@ -121,6 +126,11 @@ public enum ExplanationFact: Sendable, Hashable {
                 ? "; \(best) is below the minimum of \(minimum) points: 0"
                 : "; max redeemable \(result)"
             return detail
+        case .basketCapped(let unit, let uncapped, let cap):
+            return "the basket would earn \(uncapped) \(Self.unitName(unit)), above the cap of \(cap) per basket: it earns "
+                + "\(cap), the cut shared over the lines in proportion to their awards (largest remainder)"
+        case .lineCapped(let unit, let award, let capped):
+            return "capped with the basket: \(award) \(Self.unitName(unit)) become \(capped)"
         case .text(_, let detail, _, _):
             return detail
         }

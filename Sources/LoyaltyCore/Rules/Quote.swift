@@ -10,6 +10,7 @@ public enum ExplanationRule: String, Sendable, Hashable, CaseIterable, Codable {
     case minimumBasket = "minimum_basket"
     case rounding
     case redemption
+    case earningCap = "earning_cap"
 }
 
 /// One step of how an award was reached: the fact (rule and numbers) and, made from it, a human sentence and, when

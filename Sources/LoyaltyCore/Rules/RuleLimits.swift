@@ -20,6 +20,8 @@ public enum RuleLimits {
 
     /// Highest minimum basket: 100,000,000 minor units (one million in a two-decimal currency).
     public static let maxMinimumBasketMinor: Int64 = 100_000_000
+    /// The largest per-basket earning cap (points or cashback minor units).
+    public static let maxAwardPerBasket: Int64 = 1_000_000_000
     /// Highest value of one point in minor units (a point worth at most 100.00).
     public static let maxPointValueMinor: Int64 = 10_000
     /// Highest minimum number of points to redeem.

@@ -34,11 +34,15 @@ public struct EarnRules: Sendable, Hashable {
     /// Baskets whose earning lines are paid less than this earn nothing.
     public var minimumBasketMinor: Int64
     public var rounding: RoundingMode
+    /// The most one basket earns, in the earn unit, after rounding; nil: no cap. A cut is shared over the earning
+    /// lines in proportion to their awards (see `RulesEvaluator`).
+    public var maxAwardPerBasket: Int64?
 
     public init(
         unit: LedgerUnit, defaultRateBp: Int64, tierRatesBp: [String: Int64] = [:],
         categoryMultipliersBp: [String: Int64] = [:], skuMultipliersBp: [String: Int64] = [:],
-        excludedCategories: Set<String> = [], minimumBasketMinor: Int64 = 0, rounding: RoundingMode = .floorPerLine
+        excludedCategories: Set<String> = [], minimumBasketMinor: Int64 = 0, rounding: RoundingMode = .floorPerLine,
+        maxAwardPerBasket: Int64? = nil
     ) {
         self.unit = unit
         self.defaultRateBp = defaultRateBp
@@ -48,6 +52,7 @@ public struct EarnRules: Sendable, Hashable {
         self.excludedCategories = excludedCategories
         self.minimumBasketMinor = minimumBasketMinor
         self.rounding = rounding
+        self.maxAwardPerBasket = maxAwardPerBasket
     }
 }
 
@@ -176,6 +181,9 @@ public struct RuleSet: Sendable, Hashable {
         count(earn.excludedCategories.count, "earn.excluded_categories")
         codes(earn.excludedCategories, "earn.excluded_categories")
         range(earn.minimumBasketMinor, 0...RuleLimits.maxMinimumBasketMinor, "earn.minimum_basket_minor")
+        if let cap = earn.maxAwardPerBasket {
+            range(cap, 1...RuleLimits.maxAwardPerBasket, "earn.max_award_per_basket")
+        }
 
         range(redemption.pointValueMinor, 1...RuleLimits.maxPointValueMinor, "redemption.point_value_minor")
         if earn.unit == .cashbackMinor {

@@ -16,7 +16,10 @@ import Foundation
 /// - E: the sum of the applying campaigns' extra rates, added on top and not multiplied.
 ///
 /// If the earning lines together pay less than the minimum basket, every line earns 0. Exact awards become whole
-/// units as `RoundingMode` says. Arithmetic is integer and 128-bit wide; a result beyond 64 bits is an error.
+/// units as `RoundingMode` says. Then, when the basket's total is above `earn.max_award_per_basket`, it earns the
+/// cap: each line keeps floor(award × cap / total) and the units left go one each to the lines with the largest
+/// remainders (ties: the earlier line), so the lines still add up to the total and a refund of a line takes back
+/// what that line earned. Arithmetic is integer and 128-bit wide; a result beyond 64 bits is an error.
 public struct RulesEvaluator: Sendable {
     public let ruleSet: RuleSet
     /// Recorded on every quote, so a ledger entry says which rules produced it.
@@ -98,7 +101,8 @@ public struct RulesEvaluator: Sendable {
         } else {
             basketSteps.append(ExplanationStep(.minimumBasketMet(earningPaidMinor: earningPaid,
                                                                  minimumMinor: earn.minimumBasketMinor)))
-            awards = try round(&drafts, unit: earn.unit, basketSteps: &basketSteps)
+            awards = capped(try round(&drafts, unit: earn.unit, basketSteps: &basketSteps), drafts: &drafts,
+                            unit: earn.unit, basketSteps: &basketSteps)
         }
 
         var total: Int64 = 0
@@ -231,6 +235,37 @@ public struct RulesEvaluator: Sendable {
                 unit: unit, exactTotal: ExactArithmetic.decimal(exactTotal), total: total)))
         }
         return awards
+    }
+
+    /// The awards under `earn.max_award_per_basket`: unchanged at or below it; above it, scaled down to it by
+    /// largest remainder, with a step on the basket and on every line that lost something.
+    private func capped(
+        _ awards: [Int64], drafts: inout [LineDraft], unit: LedgerUnit, basketSteps: inout [ExplanationStep]
+    ) -> [Int64] {
+        // Summed in 128 bits (awards are non-negative); a total beyond 64 bits is left to the caller, which
+        // refuses it as an overflow.
+        let total = awards.reduce(UInt128(0)) { $0 + UInt128($1) }
+        guard let cap = ruleSet.earn.maxAwardPerBasket, total > UInt128(cap), let uncapped = Int64(exactly: total)
+        else { return awards }
+        let products = awards.map { UInt128($0) * UInt128(cap) }
+        var result = products.map { Int64($0 / total) }  // ≤ award: fits
+        var leftover = cap - result.reduce(0, +)  // below the number of lines with a remainder
+        let order = awards.indices
+            .filter { products[$0] % total != 0 }
+            .sorted { left, right in
+                let (l, r) = (products[left] % total, products[right] % total)
+                return l != r ? l > r : left < right
+            }
+        for index in order where leftover > 0 {
+            result[index] += 1
+            leftover -= 1
+        }
+        assert(leftover == 0 && result.reduce(0, +) == cap)
+        basketSteps.append(ExplanationStep(.basketCapped(unit: unit, uncapped: uncapped, cap: cap)))
+        for index in drafts.indices where result[index] != awards[index] {
+            drafts[index].steps.append(ExplanationStep(.lineCapped(unit: unit, award: awards[index], capped: result[index])))
+        }
+        return result
     }
 
     /// min(balance, floor(max share × redeemable paid / 10_000 / point value)), or 0 below the minimum points.

@@ -7,6 +7,31 @@ import Testing
 
 @Suite("Text-format parameters for libpq")
 struct PostgresTextLiteralTests {
+    @Test("timestamps written by hand equal Foundation's ISO 8601 form with milliseconds (20,000 random instants)")
+    func timestampMatchesFoundation() {
+        var generator = SystemRandomNumberGenerator()
+        // From 1600 on: before the Gregorian reform Foundation writes Julian dates, PostgreSQL (and this) proleptic
+        // Gregorian ones; the database round trip below covers year 1.
+        let edges: [Int64] = [0, -1, 1, 951_782_400_000, 951_868_799_999, 4_107_542_400_000, -11_676_096_000_000,
+                              253_402_300_799_999, 1_764_756_000_999]
+        let instants = edges + (0..<20_000).map { _ in Int64.random(in: -11_676_096_000_000...253_402_300_799_999, using: &generator) }
+        // The form the server wrote before: Foundation's whole seconds, then the integer milliseconds.
+        func reference(_ milliseconds: Int64) -> String {
+            let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1_000)
+            let (whole, millisecond) = fraction < 0 ? (seconds - 1, fraction + 1_000) : (seconds, fraction)
+            let text = Date(timeIntervalSince1970: Double(whole)).formatted(Date.ISO8601FormatStyle())
+            return text.dropLast() + "." + String(millisecond + 1_000).dropFirst() + "Z"
+        }
+        for milliseconds in instants {
+            let date = Date(timeIntervalSince1970: Double(milliseconds) / 1_000)
+            #expect(PostgresTextLiteral.timestamp(date) == reference(milliseconds), "\(milliseconds)")
+        }
+        for days: Int64 in [-719_162, -1, 0, 59, 60, 11_016, 2_932_896] {
+            let (year, month, day) = PostgresTextLiteral.civil(daysSince1970: days)
+            #expect(Int64(RFC3339.daysFromCivil(year: Int(year), month: Int(month), day: Int(day))) == days)
+        }
+    }
+
     @Test("array literals, bytea and hand-written line JSON read back exactly in PostgreSQL")
     func roundTrip() async throws {
         try await TestServices.withEmptyDatabase { url, _ in
@@ -28,7 +53,8 @@ struct PostgresTextLiteralTests {
             #expect(try JSONDecoder().decode(String.self, from: Data(JSONText.quoted("tab\there \u{1}").utf8)) == "tab\there \u{1}")
 
             // Timestamps keep the till's milliseconds exactly, also where the Double sits just below them.
-            for milliseconds: Int64 in [1_764_756_000_001, 1_764_756_000_123, 1_764_756_000_999, 1_000, 0] {
+            for milliseconds: Int64 in [1_764_756_000_001, 1_764_756_000_123, 1_764_756_000_999, 1_000, 0, -1,
+                                        -62_135_596_800_000, 253_402_300_799_999, 951_782_400_000] {
                 let date = Date(timeIntervalSince1970: Double(milliseconds) / 1_000)
                 let read = try await writer.pool.execute(
                     "SELECT (extract(epoch FROM $1::timestamptz) * 1000)::bigint", [PostgresTextLiteral.timestamp(date)])

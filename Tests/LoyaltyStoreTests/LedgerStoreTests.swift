@@ -1,6 +1,6 @@
 import Foundation
 import LoyaltyCore
-import LoyaltyStore
+@testable import LoyaltyStore
 import LoyaltyTestSupport
 import PostgresNIO
 import Testing
@@ -400,5 +400,36 @@ struct LedgerHistoryTests {
             }
             #expect(lines.count == 1)
         }
+    }
+}
+
+@Suite("Ledger history: explanations as the API shows them")
+struct LedgerHistoryRenderingTests {
+    static let compact = #"{"x":1,"u":"points","t":[1000,1000,1000,0,10],"l":[["1","S","grocery",1,1000,10,[["dr","base",100],["rl",1000,"10",10]]]],"b":[["mb",1000,100],["RL"]]}"#
+
+    @Test("a compact explanation is rendered into the full quote, with the tier change inside it")
+    func compactRendered() throws {
+        let json = LedgerStore.renderedExplanation(Self.compact, compact: true, rulesVersion: "v1",
+                                                   tierChange: #"{"to": "silver", "from": "base", "reason": "upgrade"}"#)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(object["total_award"] as? Int == 10)
+        #expect(object["rules_version"] as? String == "v1")
+        #expect((object["tier_change"] as? [String: Any])?["to"] as? String == "silver")
+        let lines = try #require(object["lines"] as? [[String: Any]])
+        let steps = try #require(lines.first?["explanation"] as? [[String: Any]])
+        #expect(steps.first?["detail"] as? String == "default rate 100 bp of the paid amount (tier base has no own rate)")
+        // The same quote the structured reader gives.
+        let quote = try JSONDecoder().decode(Quote.self, from: Data(json.utf8))
+        #expect(quote == (try CompactExplanation.decode(Data(Self.compact.utf8), rulesVersion: "v1")))
+    }
+
+    @Test("other explanations pass through as stored; an unreadable compact one too; a tier change joins an empty object")
+    func passThrough() {
+        let adjustment = #"{"reason": "goodwill", "actor": "admin:1"}"#
+        #expect(LedgerStore.renderedExplanation(adjustment, compact: false, rulesVersion: nil, tierChange: nil) == adjustment)
+        let broken = #"{"x": 99, "u": "points"}"#
+        #expect(LedgerStore.renderedExplanation(broken, compact: true, rulesVersion: nil, tierChange: nil) == broken)
+        #expect(LedgerStore.renderedExplanation("{}", compact: false, rulesVersion: nil, tierChange: #"{"to": "gold"}"#)
+            == #"{"tier_change":{"to": "gold"}}"#)
     }
 }

@@ -39,9 +39,9 @@ enum LedgerRoutes {
         let parameters = try AdminRequestParameters(request, context, allowedQuery: ["cursor", "limit"])
         let memberID = try parameters.id()
         try await requireMember(memberID, context, services)
-        let page = try await services.ledger(context).history(
+        let page = try await services.ledger(context).historyJSON(
             memberID: memberID, before: try parameters.cursor(), limit: try parameters.limit())
-        return try JSONResponse.make(Page(items: page.entries.map(HistoryItem.init), nextCursor: page.nextCursor))
+        return JSONResponse.page(jsonItems: page.items, nextCursor: page.nextCursor)
     }
 
     /// A manual correction with a reason, idempotent on `idempotency_key` (or the Idempotency-Key header) per token.
@@ -148,34 +148,5 @@ struct AdjustmentBody: Encodable, Sendable {
         self.delta = receipt.delta
         self.balances = receipt.balances
         self.replayed = receipt.replayed
-    }
-}
-
-/// One ledger entry as the API shows it; `explanation` is passed through as stored.
-struct HistoryItem: Encodable, Sendable {
-    var entry: LedgerHistoryEntry
-
-    init(_ entry: LedgerHistoryEntry) { self.entry = entry }
-
-    enum CodingKeys: String, CodingKey {
-        case entryID = "entry_id", kind, unit, amount, actor, reason, reversesEntryID = "reverses_entry_id"
-        case rulesVersion = "rules_version", occurredAt = "occurred_at", recordedAt = "recorded_at", movements, explanation
-    }
-
-    // Nulls written out: a client reads one shape for every entry.
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(entry.entryId, forKey: .entryID)
-        try container.encode(entry.kind, forKey: .kind)
-        try container.encode(entry.unit?.rawValue, forKey: .unit)
-        try container.encode(entry.amount, forKey: .amount)
-        try container.encode(entry.actor, forKey: .actor)
-        try container.encode(entry.reason, forKey: .reason)
-        try container.encode(entry.reversesEntryId, forKey: .reversesEntryID)
-        try container.encode(entry.rulesVersion, forKey: .rulesVersion)
-        try container.encode(entry.occurredAt, forKey: .occurredAt)
-        try container.encode(entry.recordedAt, forKey: .recordedAt)
-        try container.encode(entry.movements, forKey: .movements)
-        try container.encode(entry.explanation, forKey: .explanation)
     }
 }

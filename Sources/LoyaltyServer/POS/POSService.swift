@@ -43,14 +43,11 @@ struct POSOutcome: Sendable {
 final class POSService: Sendable {
     let postgres: PostgresClient
     let terminals: TerminalStore
-    /// Reads of the checkout (member snapshots for pricing) through postgres-nio.
-    let checkout: CheckoutStore
     /// Lookups that Redis cannot answer: one prepared statement each, on connections of their own.
     let lookups: MemberSnapshotReader
-    /// The till's writes, through libpq in pipeline mode: acknowledged only once committed.
-    let writer: CheckoutWriter
-    /// Commits go through it: concurrent commits share one database call and one WAL flush.
-    let commits: CommitBatcher
+    /// Quote, Hold, Commit, Cancel and Refund: the checkout's policy over the till's writes (`CheckoutWriter`,
+    /// libpq in pipeline mode: acknowledged only once committed; commits batched).
+    let checkout: Checkout
     /// Nil: every lookup goes to PostgreSQL (a server configured without Redis, or a test of that path).
     let cache: MemberCache?
     let rules: CurrentRules
@@ -65,13 +62,16 @@ final class POSService: Sendable {
         postgres: PostgresClient, writer: CheckoutWriter, lookups: MemberSnapshotReader, cache: MemberCache?, rules: CurrentRules,
         campaigns: ActiveCampaigns? = nil, limits: POSConnectionLimits, commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), logger: Logger
     ) {
-        self.campaigns = campaigns ?? ActiveCampaigns(store: nil, logger: logger)
+        let campaigns = campaigns ?? ActiveCampaigns(store: nil, logger: logger)
+        self.campaigns = campaigns
         self.postgres = postgres
         self.terminals = TerminalStore(client: postgres, logger: logger)
-        self.checkout = CheckoutStore(client: postgres, logger: logger)
-        self.writer = writer
         self.lookups = lookups
-        self.commits = CommitBatcher(writer: writer, limits: commitLimits)
+        self.checkout = Checkout(
+            ledger: writer, commitLimits: commitLimits,
+            members: CachedCheckoutMembers(
+                cache: cache, store: CheckoutStore(client: postgres, logger: logger), campaigns: campaigns, logger: logger),
+            rules: rules, campaigns: campaigns, logger: logger)
         self.cache = cache
         self.rules = rules
         self.limits = limits
@@ -295,19 +295,6 @@ final class POSService: Sendable {
         do { try await cache.put(member) } catch {
             logger.warning("member cache write refused", metadata: ["member": "\(member.memberID)", "error": "\(error)"])
         }
-    }
-
-    /// Puts the member as a write left it, from the write's own answer. `facts` are the pricing facts of the
-    /// snapshot the write was priced from; they stay valid only while the tier is the one they were read with.
-    func refresh(row: CheckoutMemberRow, facts: (tierCode: String, facts: CachedMember.PricingFacts)? = nil) async {
-        guard cache != nil, row.status != "erased" else { return }
-        await refresh(CachedMember(
-            memberID: row.memberID, tierCode: row.tierCode, tierName: row.tierName, status: row.status,
-            cardNumber: row.cardNumber, phone: row.phone,
-            points: .init(available: row.points.available, pending: row.points.pending, held: row.points.held),
-            cashbackMinor: .init(available: row.cashbackMinor.available, pending: row.cashbackMinor.pending, held: row.cashbackMinor.held),
-            ledgerVersion: row.ledgerVersion,
-            pricing: facts.flatMap { $0.tierCode == row.tierCode ? $0.facts : nil }))
     }
 
     static func summary(_ member: CachedMember, fromCache: Bool) -> Loyalty_Pos_V1_MemberSummary {

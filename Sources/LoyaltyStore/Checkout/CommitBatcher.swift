@@ -4,13 +4,15 @@ import Synchronization
 /// Groups commits that arrive while earlier ones are in the database into one `checkout_commit_batch` call: one
 /// round trip and one WAL flush for many tills. Nothing waits on a timer: with little traffic every commit goes
 /// alone at once; under load the queue that builds while `maximumInFlight` batches are in the database becomes the
-/// next batch. Batches in flight share the writer's pipelined connections. The queue is bounded; past it a commit
+/// next batch. Batches in flight share the ledger's connections (`CheckoutWriter`: pipelined). The queue is
+/// bounded; past it a commit
 /// is refused at once as unavailable (the till retries). A commit whose deadline passed while it was queued, or
 /// whose task was cancelled (its till disconnected), is not sent.
 public final class CommitBatcher: Sendable {
     public struct Limits: Sendable {
         /// Batches in the database at once.
         public var maximumInFlight = 8
+        /// At most the ledger's own `maximumBatch`.
         public var maximumBatch = CheckoutWriter.maximumBatch
         public var maximumQueued = 4_096
 
@@ -32,17 +34,22 @@ public final class CommitBatcher: Sendable {
         var inFlight = 0
     }
 
-    let writer: CheckoutWriter
+    /// The ledger behind the seam: one call per batch, so the existential costs nothing per commit.
+    let ledger: any CheckoutLedger
     let limits: Limits
     private let state = Mutex(State())
     private let batchedCommits = Atomic<Int>(0)
     private let batches = Atomic<Int>(0)
     private let nextID = Atomic<UInt64>(0)
 
-    public init(writer: CheckoutWriter, limits: Limits = Limits()) {
-        precondition(limits.maximumInFlight > 0 && (1...CheckoutWriter.maximumBatch).contains(limits.maximumBatch) && limits.maximumQueued > 0)
-        self.writer = writer
+    public init(ledger: any CheckoutLedger, limits: Limits = Limits()) {
+        precondition(limits.maximumInFlight > 0 && (1...ledger.maximumBatch).contains(limits.maximumBatch) && limits.maximumQueued > 0)
+        self.ledger = ledger
         self.limits = limits
+    }
+
+    public convenience init(writer: CheckoutWriter, limits: Limits = Limits()) {
+        self.init(ledger: writer, limits: limits)
     }
 
     /// Commits per database call so far (1.0 = no batching happened).
@@ -114,7 +121,7 @@ public final class CommitBatcher: Sendable {
             if !live.isEmpty {
                 // Sent only while at least one till still waits: the latest deadline of the batch, or none.
                 let deadline = live.contains { $0.deadline == nil } ? nil : live.compactMap(\.deadline).max()
-                let answers = await writer.commitBatch(live.map { ($0.commit, $0.pricing) }, deadline: deadline)
+                let answers = await ledger.commitBatch(live.map { ($0.commit, $0.pricing) }, deadline: deadline)
                 batches.add(1, ordering: .relaxed)
                 batchedCommits.add(live.count, ordering: .relaxed)
                 for (pending, answer) in zip(live, answers) { pending.continuation.resume(returning: answer) }

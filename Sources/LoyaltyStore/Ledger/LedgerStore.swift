@@ -6,6 +6,11 @@ import PostgresNIO
 
 /// The ledger in PostgreSQL. Every write is one call to a ledger SQL function: one round trip, one transaction,
 /// idempotent on its key, all-or-nothing. The functions (migrations 0002, 0003) hold the locking argument.
+///
+/// Who calls what: the server's admin path uses the audited adjustment (`adjust(_:key:audit:dailyLimit:)`), the jobs
+/// `runJobBatch`; `accrue`, `hold`, `release`, `redeem`, `reverse` and the plain `adjust` are the general ledger
+/// operations that the `loyalty bench` command and the tests (the SQL-against-model oracle among them) drive. The till never calls
+/// them: its writes go through the `CheckoutLedger` seam (`CheckoutWriter`).
 public struct LedgerStore: Sendable {
     let client: PostgresClient
     let logger: Logger

@@ -40,6 +40,7 @@ extension MemberCache {
                 _ = writeFailed(error)
                 return .unavailable(error)
             }
+            local?.invalidate(chunk.map { keys.member($0.memberID, epoch: epoch) })
             let written = reply.integer.map(Int.init) ?? 0
             counters.writes.add(written, ordering: .relaxed)
             counters.staleWriteSkips.add(chunk.count - written, ordering: .relaxed)

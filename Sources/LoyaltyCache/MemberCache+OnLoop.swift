@@ -8,10 +8,12 @@ extension MemberCache {
     public func memberOnLoop(id memberID: Int64, eventLoop: any EventLoop) -> EventLoopFuture<Lookup>? {
         guard memberID > 0 else { return eventLoop.makeSucceededFuture(countedMiss()) }
         guard let epoch = settledEpoch() else { return nil }
+        if let hit = localMember(memberID: memberID, epoch: epoch) { return eventLoop.makeSucceededFuture(hit) }
+        let fill = localFill(epoch: epoch, indexKey: nil)
         guard let future = redis.sendOnLoop(
             bytes: [Array("HGET".utf8), Array(keys.member(memberID, epoch: epoch).utf8), Array("b".utf8)], preferring: eventLoop)
         else { return nil }
-        return answered(future) { self.decodedLookup($0, memberID: memberID) { _ in true } }
+        return answered(future) { self.decodedLookup($0, memberID: memberID, fill: fill) { _ in true } }
     }
 
     public func memberOnLoop(card: String, eventLoop: any EventLoop) -> EventLoopFuture<Lookup>? {
@@ -36,12 +38,17 @@ extension MemberCache {
             return eventLoop.makeSucceededFuture(countedMiss())
         }
         guard let epoch = settledEpoch() else { return nil }
+        let indexKey = key(identifier, epoch)
+        if let hit = localMember(indexKey: indexKey, epoch: epoch, matches: matches) {
+            return eventLoop.makeSucceededFuture(hit)
+        }
+        let fill = localFill(epoch: epoch, indexKey: indexKey)
         let parts = keys.memberParts(epoch: epoch)
         guard let future = MemberCacheScripts.indexedLookup.runOnLoop(
-            on: redis, keys: [key(identifier, epoch)], arguments: [Array(parts.prefix.utf8), Array(parts.suffix.utf8)],
+            on: redis, keys: [indexKey], arguments: [Array(parts.prefix.utf8), Array(parts.suffix.utf8)],
             preferring: eventLoop)
         else { return nil }
-        return answered(future) { self.decodedLookup($0, memberID: nil, matches: matches) }
+        return answered(future) { self.decodedLookup($0, memberID: nil, fill: fill, matches: matches) }
     }
 
     /// A reply future as a lookup answer: a failure is `unavailable`, counted and noted as in the async lookups.

@@ -35,6 +35,14 @@ import Synchronization
 ///
 /// Not covered: a fill that read PostgreSQL just before another writer's ledger change, when that writer's `put`
 /// failed, can still land in the new epoch; it is replaced by the member's next `put` or expires with its TTL.
+///
+/// The local level (`Configuration.localCacheBytes` > 0): a byte-bounded copy of what lookups found, in this
+/// process, consulted before Redis (`LocalMemberCache`, `MemberCache+Local`). Invariant: a lookup never returns a
+/// snapshot older than the last write acknowledged to any till, except within the invalidation delay (from Redis
+/// executing a write to this process handling its client-side-caching invalidation). This cache's own writes
+/// update or remove its local entries when Redis acknowledges them; the level is dropped whole when the
+/// invalidation connection is lost, the epoch moves, a Redis command fails or a flush arrives. Call `close()` when
+/// done with a cache that has the level: it owns one Redis connection of its own.
 public final class MemberCache: Sendable {
     /// Settings, checked by `MemberCache.init` against `Limits`.
     public struct Configuration: Sendable {
@@ -47,6 +55,11 @@ public final class MemberCache: Sendable {
         /// Keys the digests that stand for card numbers and phones in keys and blobs. Servers sharing a Redis must
         /// share it (the server reads it from PostgreSQL); the default is this process's own.
         public var identifierDigest: IdentifierDigest = .processLocal()
+        /// The byte bound of the process-local level in front of Redis (`LocalMemberCache`, kept coherent by
+        /// Redis client-side caching); 0 leaves it out and every lookup asks Redis.
+        public var localCacheBytes = 0
+        /// How often the invalidation connection is pinged; a missed answer empties the local level.
+        public var invalidationHeartbeatMs = 1_000
 
         public init() {}
     }
@@ -62,6 +75,9 @@ public final class MemberCache: Sendable {
         public static let epochRefreshInterval: ClosedRange<Duration> = .milliseconds(50) ... .seconds(600)
         /// Lua compares versions as doubles, which are exact up to 2^53.
         public static let maximumLedgerVersion: Int64 = 1 << 53
+        /// The local level's bound: 0 (off) up to 64 GiB.
+        public static let localCacheBytes: ClosedRange<Int> = 0...(64 << 30)
+        public static let invalidationHeartbeatMs: ClosedRange<Int> = 50...60_000
     }
 
     /// The answer to a lookup.
@@ -103,6 +119,25 @@ public final class MemberCache: Sendable {
         public var epochBumps = 0
         /// The epoch in use; nil before the first successful read of the counter.
         public var epoch: Int64?
+        /// The local level (all zero when it is off). `hits` above counts its hits too; `localMisses` are the
+        /// lookups it passed on to Redis.
+        public var localHits = 0
+        public var localMisses = 0
+        /// Entries the local level took from Redis reads and own writes, and those it refused (a change or a drop
+        /// came after the read started, or it held a newer version).
+        public var localFills = 0
+        public var localFillsRefused = 0
+        public var localEvictions = 0
+        /// Entries removed by invalidation messages and by this cache's own writes.
+        public var localInvalidations = 0
+        /// Times the local level was emptied while holding entries (connection lost, epoch moved, Redis failed, flush).
+        public var localDrops = 0
+        public var localEntries = 0
+        public var localBytes = 0
+        /// Whether the invalidation stream is complete now (the local level answers only then).
+        public var localLive = false
+        /// Redis's id of the invalidation connection while it is live (for `CLIENT KILL` in tests and by operators).
+        public var invalidationConnectionID: Int64?
 
         public init() {}
     }
@@ -114,6 +149,10 @@ public final class MemberCache: Sendable {
     let recoverySignal: RedisRecoverySignal?
     let epochState: Mutex<MemberCacheEpochState>
     let counters = MemberCacheCounters()
+    /// The process-local level; nil when `localCacheBytes` is 0.
+    let local: LocalMemberCache?
+    let invalidations: RedisInvalidationListener?
+    let invalidationConnectionID = Atomic<Int64>(0)
     /// The prefix of every key this cache writes.
     public var namespace: String { configuration.namespace }
 
@@ -131,6 +170,13 @@ public final class MemberCache: Sendable {
             throw .limitExceeded(
                 "epochRefreshInterval \(configuration.epochRefreshInterval) is outside \(Limits.epochRefreshInterval)")
         }
+        guard Limits.localCacheBytes.contains(configuration.localCacheBytes) else {
+            throw .limitExceeded("localCacheBytes \(configuration.localCacheBytes) is outside \(Limits.localCacheBytes)")
+        }
+        guard Limits.invalidationHeartbeatMs.contains(configuration.invalidationHeartbeatMs) else {
+            throw .limitExceeded(
+                "invalidationHeartbeatMs \(configuration.invalidationHeartbeatMs) is outside \(Limits.invalidationHeartbeatMs)")
+        }
         self.redis = redis
         self.configuration = configuration
         self.keys = MemberCacheKeys(namespace: configuration.namespace, digests: configuration.identifierDigest)
@@ -138,11 +184,45 @@ public final class MemberCache: Sendable {
         self.logger = logger
         // Recoveries before this cache existed cannot have left anything stale in it.
         self.epochState = Mutex(MemberCacheEpochState(recoveriesSeen: recoverySignal?.recoveries ?? 0))
+        if configuration.localCacheBytes > 0 {
+            self.local = LocalMemberCache(capacityBytes: configuration.localCacheBytes)
+            var listener = RedisInvalidationListener.Configuration(
+                url: redis.configuration.url, prefix: "\(configuration.namespace):")
+            listener.connectTimeoutMs = redis.configuration.connectTimeoutMs
+            listener.heartbeatMs = configuration.invalidationHeartbeatMs
+            self.invalidations = RedisInvalidationListener(
+                configuration: listener, eventLoopGroup: redis.eventLoopGroup, logger: logger)
+        } else {
+            self.local = nil
+            self.invalidations = nil
+        }
+        invalidations?.start { [weak self] event in self?.handleInvalidation(event) }
+    }
+
+    /// Stops the invalidation connection and empties the local level (Redis itself is the client's to shut down).
+    public func close() async {
+        await invalidations?.stop()
+        local?.drop(live: false)
+        invalidationConnectionID.store(0, ordering: .relaxed)
     }
 
     public var statistics: Statistics {
         var snapshot = counters.snapshot()
         snapshot.epoch = epochState.withLock { $0.epoch }
+        if let local {
+            let localCounters = local.counters
+            snapshot.localHits = localCounters.hits.load(ordering: .relaxed)
+            snapshot.localMisses = localCounters.misses.load(ordering: .relaxed)
+            snapshot.localFills = localCounters.fills.load(ordering: .relaxed)
+            snapshot.localFillsRefused = localCounters.fillsRefused.load(ordering: .relaxed)
+            snapshot.localEvictions = localCounters.evictions.load(ordering: .relaxed)
+            snapshot.localInvalidations = localCounters.invalidations.load(ordering: .relaxed)
+            snapshot.localDrops = localCounters.drops.load(ordering: .relaxed)
+            (snapshot.localEntries, snapshot.localBytes) = local.usage
+            snapshot.localLive = local.isLive
+            let id = invalidationConnectionID.load(ordering: .relaxed)
+            snapshot.invalidationConnectionID = snapshot.localLive && id > 0 ? id : nil
+        }
         return snapshot
     }
 
@@ -155,6 +235,7 @@ public final class MemberCache: Sendable {
         case .success(let value): epoch = value
         case .failure(let error): return lookupFailed(error)
         }
+        if let hit = localMember(memberID: memberID, epoch: epoch) { return hit }
         return await blob(memberID: memberID, epoch: epoch) { _ in true }
     }
 
@@ -182,32 +263,44 @@ public final class MemberCache: Sendable {
         case .success(let value): epoch = value
         case .failure(let error): return lookupFailed(error)
         }
+        let indexKey = key(identifier, epoch)
+        if let hit = localMember(indexKey: indexKey, epoch: epoch, matches: matches) { return hit }
+        let fill = localFill(epoch: epoch, indexKey: indexKey)
         let parts = keys.memberParts(epoch: epoch)
         let reply: RedisValue
         do {
             reply = try await MemberCacheScripts.indexedLookup.run(
-                on: redis, keys: [key(identifier, epoch)], arguments: [Array(parts.prefix.utf8), Array(parts.suffix.utf8)])
+                on: redis, keys: [indexKey], arguments: [Array(parts.prefix.utf8), Array(parts.suffix.utf8)])
         } catch {
             return lookupFailed(error)
         }
-        return decodedLookup(reply, memberID: nil, matches: matches)
+        return decodedLookup(reply, memberID: nil, fill: fill, matches: matches)
     }
 
     private func blob(memberID: Int64, epoch: Int64, matches: @Sendable (CachedMember.Blob) -> Bool) async -> Lookup {
+        let fill = localFill(epoch: epoch, indexKey: nil)
         let reply: RedisValue
         do {
             reply = try await redis.send(["HGET", keys.member(memberID, epoch: epoch), "b"])
         } catch {
             return lookupFailed(error)
         }
-        return decodedLookup(reply, memberID: memberID, matches: matches)
+        return decodedLookup(reply, memberID: memberID, fill: fill, matches: matches)
     }
 
-    /// A blob reply as a hit or a miss. `memberID`: the id the key was made of, when the caller knows it.
-    func decodedLookup(_ reply: RedisValue, memberID: Int64?, matches: (CachedMember.Blob) -> Bool) -> Lookup {
+    /// A blob reply as a hit or a miss. `memberID`: the id the key was made of, when the caller knows it. A hit is
+    /// copied into the local level as `fill` says (nil: the level is off or not live).
+    func decodedLookup(
+        _ reply: RedisValue, memberID: Int64?, fill: LocalFill?, matches: (CachedMember.Blob) -> Bool
+    ) -> Lookup {
         guard let bytes = reply.bytes, let blob = CachedMember.decode(bytes), blob.member.memberID > 0,
             memberID == nil || blob.member.memberID == memberID, matches(blob)
         else { return countedMiss() }
+        if let fill, let local {
+            local.fill(
+                memberKey: keys.member(blob.member.memberID, epoch: fill.epoch), blob: blob,
+                indexKeys: fill.indexKey.map { [$0] } ?? [], startedAt: fill.sequence)
+        }
         counters.hits.add(1, ordering: .relaxed)
         return .hit(blob.member)
     }
@@ -247,9 +340,13 @@ public final class MemberCache: Sendable {
         }
         // One script call writes the blob and, only if it won, its indexes: one round trip.
         let indexes = [member.cardNumber.map { keys.card($0, epoch: epoch) }, member.phone.map { keys.phone($0, epoch: epoch) }]
-        return await versionedWrite(
+            .compactMap { $0 }
+        let fill = localFill(epoch: epoch, indexKey: nil)
+        let outcome = await versionedWrite(
             memberID: member.memberID, version: member.ledgerVersion, blob: blob, epoch: epoch,
-            indexes: indexes.compactMap { $0 }, indexAction: .point)
+            indexes: indexes, indexAction: .point)
+        applyOwnWrite(outcome, memberKey: keys.member(member.memberID, epoch: epoch), blob: blob, indexKeys: indexes, fill: fill)
+        return outcome
     }
 
     /// Makes lookups of `memberID` miss until a snapshot of at least `ledgerVersion` is put, for writers that
@@ -263,7 +360,9 @@ public final class MemberCache: Sendable {
         case .success(let value): epoch = value
         case .failure(let error): return writeFailed(error)
         }
-        return await versionedWrite(memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch)
+        let outcome = await versionedWrite(memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch)
+        local?.invalidate([keys.member(memberID, epoch: epoch)])
+        return outcome
     }
 
     /// For an erased member: invalidates like `invalidate`, and deletes the index keys of the identifiers it had
@@ -279,8 +378,10 @@ public final class MemberCache: Sendable {
         }
         let indexes = [cardNumber.map { keys.card($0, epoch: epoch) }, phone.map { keys.phone($0, epoch: epoch) }].compactMap { $0 }
         // The script deletes the indexes whatever the marker's outcome, in the same round trip.
-        return await versionedWrite(
+        let outcome = await versionedWrite(
             memberID: memberID, version: ledgerVersion, blob: [], epoch: epoch, indexes: indexes, indexAction: .delete)
+        local?.invalidate([keys.member(memberID, epoch: epoch)] + indexes)
+        return outcome
     }
 
     static func checkVersion(memberID: Int64, ledgerVersion: Int64) throws(CacheError) {

@@ -66,6 +66,10 @@ extension MemberCache {
 
     func noteFailure(_ error: CacheError, duringWrite: Bool) {
         epochState.withLock { $0.noteFailure(error, duringWrite: duringWrite) }
+        // Whatever makes Redis's content doubtful makes the local copies of it doubtful too; local back-pressure
+        // (nothing reached Redis) does not.
+        if case .tooManyPendingCommands = error, !duringWrite { return }
+        local?.drop()
     }
 
     private enum EpochStep {
@@ -122,21 +126,25 @@ extension MemberCache {
             } catch {
                 result = .failure(error)
             }
-            return self.epochState.withLock { state -> Result<Int64, CacheError> in
+            let answer = self.epochState.withLock { state -> (Result<Int64, CacheError>, moved: Bool) in
                 state.task = nil
                 switch result {
                 case .success(let settled):
+                    let moved = state.epoch != nil && state.epoch != settled.epoch
                     state.epoch = settled.epoch
                     state.refreshedAt = .now
                     state.runID = settled.runID
                     if settled.bumped { state.bumpsDone = max(state.bumpsDone, target) }
                     state.checksDone = max(state.checksDone, checkTarget)
-                    return .success(settled.epoch)
+                    return (.success(settled.epoch), moved)
                 case .failure(let error):
                     state.noteFailure(error, duringWrite: false)
-                    return .failure(error)
+                    return (.failure(error), true)
                 }
             }
+            // Entries of the old epoch are never found under the new one's keys; dropping frees their memory.
+            if answer.moved { self.local?.drop() }
+            return answer.0
         }
         state.task = task
         return task

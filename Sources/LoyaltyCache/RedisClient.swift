@@ -38,7 +38,7 @@ public final class RedisClient: Sendable {
     }
 
     public let configuration: Configuration
-    private let eventLoopGroup: any EventLoopGroup
+    let eventLoopGroup: any EventLoopGroup
     private let state: Mutex<State>
     private let logger: Logger
     private let onRecovery: @Sendable () -> Void

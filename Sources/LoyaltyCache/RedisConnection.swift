@@ -19,11 +19,23 @@ final class RedisRequestHandler: ChannelDuplexHandler {
     private var flushScheduled = false
     private let maximumPending: Int
     private let target: String
+    /// For a subscribed connection: receives the pub/sub messages (`message` arrays), which answer no command.
+    private let onPush: (@Sendable (RedisValue) -> Void)?
 
-    init(maximumPending: Int, target: String) {
+    init(maximumPending: Int, target: String, onPush: (@Sendable (RedisValue) -> Void)? = nil) {
         precondition(maximumPending > 0)
         self.maximumPending = maximumPending
         self.target = target
+        self.onPush = onPush
+    }
+
+    /// A RESP2 pub/sub message: `["message", channel, payload]`. Replies to commands sent while subscribed
+    /// (SUBSCRIBE's confirmation, PING's `["pong", ""]`) have other first elements.
+    static func isPush(_ reply: RedisValue) -> Bool {
+        guard case .array(let parts) = reply, parts.count == 3, parts[0] == .bulkString(Array("message".utf8)) else {
+            return false
+        }
+        return true
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -48,6 +60,7 @@ final class RedisRequestHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let reply = unwrapInboundIn(data)
+        if let onPush, Self.isPush(reply) { return onPush(reply) }
         guard let promise = pending.popFirst() else {
             // A reply nobody asked for: the stream is out of step, so nothing on it can be trusted.
             context.fireErrorCaught(CacheError.protocolError("unexpected reply from \(target)"))
@@ -77,8 +90,10 @@ struct RedisConnection: Sendable {
     let channel: any Channel
     let target: String
 
+    /// - Parameter onPush: for a connection that will subscribe: where its pub/sub messages go (on its event loop).
     static func connect(
-        to url: RedisURL, on eventLoopGroup: any EventLoopGroup, connectTimeoutMs: Int, maximumPending: Int
+        to url: RedisURL, on eventLoopGroup: any EventLoopGroup, connectTimeoutMs: Int, maximumPending: Int,
+        onPush: (@Sendable (RedisValue) -> Void)? = nil
     ) async throws(CacheError) -> RedisConnection {
         let target = "\(url.host):\(url.port)"
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
@@ -89,7 +104,7 @@ struct RedisConnection: Sendable {
                     try channel.pipeline.syncOperations.addHandlers([
                         MessageToByteHandler(RedisCommandEncoder()),
                         ByteToMessageHandler(RedisReplyDecoder()),
-                        RedisRequestHandler(maximumPending: maximumPending, target: target),
+                        RedisRequestHandler(maximumPending: maximumPending, target: target, onPush: onPush),
                     ])
                 }
             }

@@ -55,6 +55,7 @@ public enum LoyaltyServerRunner {
                 throw StartupError.dependencyUnreachable(
                     "could not read the cache identifier key from PostgreSQL (\(PostgresErrorText.describe(error))); run `loyalty migrate` first")
             }
+            cacheConfiguration.localCacheBytes = configuration.localCacheBytes
             let cache = try MemberCache(
                 redis: redis, configuration: cacheConfiguration, recoverySignal: recovery, logger: logger.with(label: "member-cache"))
             let rulesHistory = RulesHistoryStore(client: postgres, logger: logger)
@@ -102,7 +103,8 @@ public enum LoyaltyServerRunner {
             let services = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: pos), .init(service: admin), .init(service: jobs), .init(service: RulesReloadOnSignal(rules: rules, history: rulesHistory)), .init(service: ActiveCampaignsRefresher(campaigns: campaigns, listenClient: postgres)),
-                        .init(service: CampaignRunner(store: CampaignStore(client: postgres, logger: logger), cache: cache, logger: logger))],
+                        .init(service: CampaignRunner(store: CampaignStore(client: postgres, logger: logger), cache: cache, logger: logger)),
+                        .init(service: MemberCacheMetrics(cache: cache))],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             logger.info(
@@ -123,6 +125,7 @@ public enum LoyaltyServerRunner {
             // After the POS listener drained: every admitted write has its answer.
             await writer.close()
             await lookups.close()
+            await cache.close()
             await redis.shutdown()
             logger.info("loyalty server stopped")
         }

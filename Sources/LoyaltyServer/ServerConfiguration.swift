@@ -16,6 +16,9 @@ public struct ServerConfiguration: Sendable {
     public var checkoutConnections = 4
     /// libpq pipeline connections for till lookups that Redis cannot answer (kept apart from the writes).
     public var lookupConnections = 2
+    /// The byte bound of the member cache's process-local level in front of Redis; 0 turns it off.
+    public var localCacheBytes = ServerConfiguration.defaultLocalCacheBytes
+    public static let defaultLocalCacheBytes = 64 << 20
     /// How long `/ready` and the start-up check wait for each dependency.
     public var dependencyTimeoutMs: Int
     /// Frame, in-flight, timeout, buffer and connection limits of the POS listener (docs/pos-protocol.md §6);

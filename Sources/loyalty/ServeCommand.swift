@@ -45,6 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("lookup-connections"), help: "Pipelined PostgreSQL connections for till lookups Redis cannot answer (env LOYALTY_LOOKUP_CONNECTIONS, default 2).")
     var lookupConnections: Int?
 
+    @Option(name: .customLong("local-cache-bytes"),
+            help: "Bytes of the process-local member cache in front of Redis, 0 to turn it off (env LOYALTY_LOCAL_CACHE_BYTES, default 67108864).")
+    var localCacheBytes: Int?
+
     @Flag(name: .customLong("migrate"), help: "Apply pending migrations before serving.")
     var migrateFirst = false
 
@@ -88,6 +92,13 @@ struct ServeCommand: AsyncParsableCommand {
                 throw CommandFailure("lookup connections '\(lookupText)' must be \(MemberSnapshotReader.connectionCountRange)")
             }
             configuration.lookupConnections = lookup
+            let localText = localCacheBytes.map(String.init) ?? environment("LOYALTY_LOCAL_CACHE_BYTES")
+                ?? String(ServerConfiguration.defaultLocalCacheBytes)
+            guard let local = Int(localText), MemberCache.Limits.localCacheBytes.contains(local) else {
+                throw CommandFailure(
+                    "--local-cache-bytes (or LOYALTY_LOCAL_CACHE_BYTES) '\(localText)' must be a whole number from 0 to \(MemberCache.Limits.localCacheBytes.upperBound)")
+            }
+            configuration.localCacheBytes = local
             if migrateFirst {
                 let files = try MigrationFile.load(from: configuration.migrationsDirectory)
                 let report = try await withPostgres(databaseURL, logger: logger) { client in

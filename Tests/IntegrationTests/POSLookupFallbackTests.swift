@@ -116,3 +116,45 @@ struct POSLookupOnLoopTests {
         }
     }
 }
+
+@Suite("POS lookups from the local member cache")
+struct POSLookupLocalCacheTests {
+    @Test("a member held locally is answered on the event loop without Redis; the till's own commit is seen at once")
+    func localHitsAndOwnWrites() async throws {
+        let namespace = "pos-local-" + UUID().uuidString.prefix(8).lowercased()
+        try await POSHarness.with(
+            redisURL: try TestServices.redisURL(), cacheNamespace: namespace, epochRefreshInterval: .seconds(600),
+            localCacheBytes: 1 << 20
+        ) { harness in
+            let cache = try #require(harness.cache)
+            try #require(await MemberCacheLocalTests.waitUntil("the invalidation connection is live") { cache.statistics.localLive })
+            let card = "LOCAL-" + UUID().uuidString.prefix(8)
+            let memberID = try await harness.member(card: card, points: 1_000)
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+
+            let first = try await pos.call(.lookup, lookup(card: card), deadlineMs: 30_000).decode(Loyalty_Pos_V1_MemberSummary.self)
+            #expect(first.memberID == memberID && first.points.available == 1_000)
+            // Once the fill's own invalidation went by, lookups come from this server's memory, on the event loop.
+            try #require(try await MemberCacheLocalTests.waitUntil("lookups are answered from local memory") {
+                let localHits = cache.statistics.localHits
+                let onLoop = harness.service.lookupsAnsweredOnLoop.load(ordering: .relaxed)
+                let summary = try await pos.call(.lookup, lookup(card: card)).decode(Loyalty_Pos_V1_MemberSummary.self)
+                #expect(summary.memberID == memberID && summary.fromCache && summary.points.available == 1_000)
+                return cache.statistics.localHits == localHits + 1
+                    && harness.service.lookupsAnsweredOnLoop.load(ordering: .relaxed) == onLoop + 1
+            })
+
+            // The commit's answer reaches the till after the cache holds the new snapshot: no lookup after it shows
+            // the old balance, from either level.
+            let commit = try #require(try await pos.send(
+                .commit, commitRequest("T-LOCAL-1", member: memberID), as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(commit.awarded > 0)
+            for _ in 0..<20 {
+                let summary = try await pos.call(.lookup, lookup(card: card)).decode(Loyalty_Pos_V1_MemberSummary.self)
+                #expect(summary.points.available + summary.points.pending == 1_000 + commit.awarded,
+                        "a lookup after the commit showed \(summary.points)")
+            }
+        }
+    }
+}

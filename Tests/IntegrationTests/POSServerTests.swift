@@ -28,7 +28,7 @@ struct POSHarness: Sendable {
     static func with(
         limits: POSConnectionLimits = POSConnectionLimits(), redisURL: RedisURL? = nil, rulesDirectory: URL? = nil,
         commitLimits: CommitBatcher.Limits = CommitBatcher.Limits(), cacheNamespace: String? = nil,
-        epochRefreshInterval: Duration? = nil, tls: ListenerTLS? = nil, drainTimeoutMs: Int = 2_000,
+        epochRefreshInterval: Duration? = nil, localCacheBytes: Int = 0, tls: ListenerTLS? = nil, drainTimeoutMs: Int = 2_000,
         _ body: @Sendable (POSHarness) async throws -> Void
     ) async throws {
         var testLimits = limits
@@ -61,6 +61,7 @@ struct POSHarness: Sendable {
                 var cacheConfiguration = MemberCache.Configuration()
                 cacheConfiguration.namespace = cacheNamespace ?? "test-\(UUID().uuidString.prefix(8))"
                 if let epochRefreshInterval { cacheConfiguration.epochRefreshInterval = epochRefreshInterval }
+                cacheConfiguration.localCacheBytes = localCacheBytes
                 cache = try MemberCache(
                     redis: redis!, configuration: cacheConfiguration, recoverySignal: recovery, logger: TestServices.logger)
             }
@@ -84,11 +85,13 @@ struct POSHarness: Sendable {
             } catch {
                 await writer.close()
                 await lookups.close()
+                await cache?.close()
                 await redis?.shutdown()
                 throw error
             }
             await writer.close()
             await lookups.close()
+            await cache?.close()
             await redis?.shutdown()
         }
     }

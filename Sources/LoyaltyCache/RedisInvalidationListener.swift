@@ -78,23 +78,33 @@ final class RedisInvalidationListener: Sendable {
     }
 
     private func run(onEvent: @escaping @Sendable (Event) -> Void) async {
+        var delayMs = configuration.reconnectDelayMs
         while !Task.isCancelled {
             let reason: String
+            var wasLive = false
             do {
-                reason = try await session(onEvent: onEvent)
+                reason = try await session(onEvent: onEvent, wentLive: &wasLive)
             } catch {
                 reason = error.description
             }
             if state.withLock({ $0.stopped }) { return }
+            // Also reported by the close callback, at once; reported here again because this follows the session's
+            // `live` in order, whatever moment the connection closed at.
+            onEvent(.lost(reason: reason))
             logger.warning(
                 "member cache invalidation connection lost; local cache emptied until it is back",
                 metadata: ["redis": "\(configuration.url.host):\(configuration.url.port)", "reason": "\(reason)"])
-            try? await Task.sleep(for: .milliseconds(configuration.reconnectDelayMs))
+            // Quick after a working connection broke; backing off up to 2 s while Redis refuses (down, or a version or
+            // ACL without client tracking).
+            delayMs = wasLive ? configuration.reconnectDelayMs : min(delayMs * 2, Self.maximumReconnectDelayMs)
+            try? await Task.sleep(for: .milliseconds(delayMs))
         }
     }
 
+    static let maximumReconnectDelayMs = 2_000
+
     /// One connection from connect to close; returns (or throws) why it ended.
-    private func session(onEvent: @escaping @Sendable (Event) -> Void) async throws(CacheError) -> String {
+    private func session(onEvent: @escaping @Sendable (Event) -> Void, wentLive: inout Bool) async throws(CacheError) -> String {
         let generation = state.withLock { state -> UInt64 in
             state.generation += 1
             return state.generation
@@ -134,6 +144,7 @@ final class RedisInvalidationListener: Sendable {
             }
             guard isCurrent(), connection.isActive else { throw CacheError.connectionClosed(target: connection.target) }
             onEvent(.live(connectionID: id))
+            wentLive = true
             startHeartbeat(on: connection)
             try? await connection.channel.closeFuture.get()
         } catch {

@@ -263,6 +263,32 @@ run_scenario() {  # run_scenario NAME [extra flags]
         --connections "$CONNECTIONS" --duration-s "$DURATION" --server-pid "$SERVER_PID" "$@"
 }
 lt_sql() { PGOPTIONS='-c client_min_messages=warning' timeout 30 psql "$LT_URL" -v ON_ERROR_STOP=1 -qtAc "$1"; }
+# The member cache's lookups per level (local memory, then Redis) from /metrics, exported there once a second.
+cache_levels() { curl -fsS -m 2 "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | grep '^loyalty_member_cache_level_total' || true; }
+report_cache_levels() {  # report_cache_levels NAME BEFORE AFTER: the hit ratio of each level over the scenario
+    python3 - "$@" <<'PY' || true
+import re, sys
+def parse(text):
+    counts = {}
+    for line in text.splitlines():
+        match = re.match(r'loyalty_member_cache_level_total\{(.*)\}\s+([0-9.eE+]+)', line)
+        if match:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+            counts[(labels.get('level'), labels.get('result'))] = float(match.group(2))
+    return counts
+name, before, after = sys.argv[1], parse(sys.argv[2]), parse(sys.argv[3])
+if any(after.get(key, 0) < value for key, value in before.items()):
+    before = {}  # the server restarted during the scenario: its counters began again at zero
+parts = []
+for level in ('local', 'redis'):
+    hits = after.get((level, 'hit'), 0) - before.get((level, 'hit'), 0)
+    misses = after.get((level, 'miss'), 0) - before.get((level, 'miss'), 0)
+    if hits + misses > 0:
+        parts.append(f'{level} {hits / (hits + misses):.1%} of {int(hits + misses)} lookups')
+if parts:
+    print(f'[loadtest] {name}: member cache hit ratio by level: ' + ', '.join(parts), file=sys.stderr)
+PY
+}
 json_field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 for name in "${SCENARIOS[@]}"; do
     if [ ! -f "$SCENARIO_DIR/$name.json" ]; then log "skipping $name: $SCENARIO_DIR/$name.json does not exist"; continue; fi
@@ -272,7 +298,9 @@ for name in "${SCENARIOS[@]}"; do
     if [ "$name" = commit-only ]; then   # WAL written per commit, next to TPC-B's per transaction
         wal_before="$(sql 'SELECT pg_current_wal_lsn()')"; commits_before="$(lt_sql 'SELECT count(*) FROM pos_checkouts')"
     fi
+    levels_before="$(cache_levels)"
     run_scenario "$name" --pipeline "$pipeline" --json "$RESULTS/$name.json"
+    sleep 1.2; report_cache_levels "$name" "$levels_before" "$(cache_levels)"
     if [ "$name" = commit-only ]; then
         commits="$(( $(lt_sql 'SELECT count(*) FROM pos_checkouts') - commits_before ))"
         COMMIT_WAL_PER_COMMIT="$(sql "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before') / greatest($commits, 1))")"

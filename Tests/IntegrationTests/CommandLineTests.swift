@@ -67,6 +67,18 @@ struct CommandLineTests {
         }
     }
 
+    @Test("serve refuses a local cache bound outside 0...64 GiB, naming the flag, before it connects to anything")
+    func serveLocalCacheBytesRefused() async throws {
+        let redisURL = try TestServices.redisURL()
+        for value in ["--local-cache-bytes=-1", "--local-cache-bytes=68719476737", "--local-cache-bytes=lots"] {
+            let run = try await Self.run(
+                ["serve", "--redis-url", "redis://\(redisURL.host):\(redisURL.port)", value],
+                databaseURL: try Self.databaseURLText("loyalty"))
+            #expect(run.status != 0)
+            #expect(run.stderr.contains("local-cache-bytes"), "\(value): \(run.stderr)")
+        }
+    }
+
     @Test("rules check names tiers the rules rate and the ladder lacks, and the reverse; without a database it only validates")
     func rulesCheckTiers() async throws {
         let rules = TestServices.packageRoot.appendingPathComponent("rules").path

@@ -91,8 +91,12 @@ final class RedisInvalidationListener: Sendable {
             // Also reported by the close callback, at once; reported here again because this follows the session's
             // `live` in order, whatever moment the connection closed at.
             onEvent(.lost(reason: reason))
-            logger.warning(
-                "member cache invalidation connection lost; local cache emptied until it is back",
+            // One warning per loss, not one per failed attempt while Redis stays away.
+            logger.log(
+                level: wasLive ? .warning : .debug,
+                wasLive
+                    ? "member cache invalidation connection lost; local cache emptied until it is back"
+                    : "member cache invalidation connection could not be opened; local cache stays off",
                 metadata: ["redis": "\(configuration.url.host):\(configuration.url.port)", "reason": "\(reason)"])
             // Quick after a working connection broke; backing off up to 2 s while Redis refuses (down, or a version or
             // ACL without client tracking).

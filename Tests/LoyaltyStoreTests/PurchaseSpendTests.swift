@@ -9,7 +9,9 @@ import Testing
 private func purchase(
     _ txn: String, member: Int64, _ lines: [(id: String, category: String, paidMinor: Int64, award: Int64)]
 ) -> (POSCommit, POSCommitPricing) {
-    let now = Date()
+    // Whole milliseconds, as the server stamps a purchase: a time rounded up past the database's now() would fall
+    // outside the member's spend window in its own transaction.
+    let now = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1_000).rounded(.down) / 1_000)
     let commit = POSCommit(
         terminalID: "till-s", posTransactionID: txn, memberID: member,
         basket: Basket(currency: "EUR", lines: lines.map {

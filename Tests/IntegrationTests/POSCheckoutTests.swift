@@ -195,6 +195,24 @@ struct POSCheckoutTests {
         }
     }
 
+    @Test("a till whose clock runs ahead (within the allowed skew) still upgrades the member on the qualifying purchase")
+    func upgradeFromTillClockAhead() async throws {
+        try await POSHarness.with { harness in
+            _ = try await TierStore(client: harness.client, logger: TestServices.logger).upsert(
+                Tier(code: "silver", name: "Silver", rank: 1, qualificationSpendMinor: 5_000, qualificationWindowDays: 365))
+            let memberID = try await harness.member(card: "CARD-UP-AHEAD")
+            let pos = try await harness.authenticated()
+            defer { Task { await pos.close() } }
+            let aheadMs = Int64(Date().timeIntervalSince1970 * 1_000) + 120_000
+            let request = commitRequest("T-UP-AHEAD", member: memberID, purchasedAtMs: aheadMs)
+            let commit = try #require(try await pos.send(.commit, request, as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(commit.tierChangedFrom == "base" && commit.tierCode == "silver")
+            // The retry carries the till's time again: the same booking, not a conflict.
+            let replay = try #require(try await pos.send(.commit, request, as: Loyalty_Pos_V1_CommitResponse.self).value)
+            #expect(replay.replayed && replay.accrualEntryID == commit.accrualEntryID)
+        }
+    }
+
     @Test("the purchase that crosses a tier threshold answers the upgrade; its retry answers the same booking")
     func upgradeAnsweredAndReplayed() async throws {
         try await POSHarness.with { harness in

@@ -298,7 +298,11 @@ final class Checkout: Sendable {
             return .failure(POSOutcomeError(.error(.failedPrecondition, "purchase_too_old",
                 "the purchase is older than the \(windowDays)-day return window; support can adjust the member's points instead")))
         }
-        return .success(Date(timeIntervalSince1970: Double(milliseconds) / 1_000))
+        // A time ahead of the server's clock (a till's clock running fast, within the allowed skew) is booked at
+        // the server's: the ledger counts a purchase's spend up to the transaction's now(), so a purchase stamped
+        // later would miss its own tier window and not upgrade the member it qualifies. The request hash keeps the
+        // till's value, so a retry still matches.
+        return .success(Date(timeIntervalSince1970: Double(min(milliseconds, nowMs)) / 1_000))
     }
 
     static func pricing(_ member: CachedMember) -> MemberPricing {

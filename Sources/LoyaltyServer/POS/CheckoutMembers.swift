@@ -57,7 +57,7 @@ struct CachedCheckoutMembers: CheckoutMembers {
 
     /// A failure leaves the older version in the cache, which the next write or the epoch bump after an outage
     /// replaces; the ledger in PostgreSQL is the truth either way.
-    private func put(_ member: CachedMember) async {
+    func put(_ member: CachedMember) async {
         guard let cache else { return }
         do { try await cache.put(member) } catch {
             logger.warning("member cache write refused", metadata: ["member": "\(member.memberID)", "error": "\(error)"])

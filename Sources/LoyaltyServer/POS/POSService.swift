@@ -48,6 +48,8 @@ final class POSService: Sendable {
     /// Quote, Hold, Commit, Cancel and Refund: the checkout's policy over the till's writes (`CheckoutWriter`,
     /// libpq in pipeline mode: acknowledged only once committed; commits batched).
     let checkout: Checkout
+    /// The checkout's members (cache first, then PostgreSQL); a lookup that read PostgreSQL fills the cache through it.
+    let members: CachedCheckoutMembers
     /// Nil: every lookup goes to PostgreSQL (a server configured without Redis, or a test of that path).
     let cache: MemberCache?
     let rules: CurrentRules
@@ -67,11 +69,11 @@ final class POSService: Sendable {
         self.postgres = postgres
         self.terminals = TerminalStore(client: postgres, logger: logger)
         self.lookups = lookups
+        let members = CachedCheckoutMembers(
+            cache: cache, store: CheckoutStore(client: postgres, logger: logger), campaigns: campaigns, logger: logger)
+        self.members = members
         self.checkout = Checkout(
-            ledger: writer, commitLimits: commitLimits,
-            members: CachedCheckoutMembers(
-                cache: cache, store: CheckoutStore(client: postgres, logger: logger), campaigns: campaigns, logger: logger),
-            rules: rules, campaigns: campaigns, logger: logger)
+            ledger: writer, commitLimits: commitLimits, members: members, rules: rules, campaigns: campaigns, logger: logger)
         self.cache = cache
         self.rules = rules
         self.limits = limits
@@ -284,19 +286,12 @@ final class POSService: Sendable {
         guard let data, let member = try? JSONDecoder().decode(CachedMember.self, from: data) else {
             return .error(.notFound, "unknown_member", "no member with that identifier")
         }
-        if refill, member.status != "erased" { await refresh(member) }
+        if refill, member.status != "erased" { await members.put(member) }
         return .ok(Self.summary(member, fromCache: false))
     }
 
     /// Puts a member's new snapshot in the cache. A failure leaves the older version there, which the next write
     /// or the epoch bump after an outage replaces; the ledger in PostgreSQL is the truth either way.
-    func refresh(_ member: CachedMember) async {
-        guard let cache else { return }
-        do { try await cache.put(member) } catch {
-            logger.warning("member cache write refused", metadata: ["member": "\(member.memberID)", "error": "\(error)"])
-        }
-    }
-
     static func summary(_ member: CachedMember, fromCache: Bool) -> Loyalty_Pos_V1_MemberSummary {
         var summary = Loyalty_Pos_V1_MemberSummary()
         summary.memberID = member.memberID

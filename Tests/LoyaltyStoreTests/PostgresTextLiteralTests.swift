@@ -27,7 +27,7 @@ struct PostgresTextLiteralTests {
             #expect(PostgresTextLiteral.timestamp(date) == reference(milliseconds), "\(milliseconds)")
         }
         for days: Int64 in [-719_162, -1, 0, 59, 60, 11_016, 2_932_896] {
-            let (year, month, day) = PostgresTextLiteral.civil(daysSince1970: days)
+            let (year, month, day) = RFC3339.civil(daysSince1970: days)
             #expect(Int64(RFC3339.daysFromCivil(year: Int(year), month: Int(month), day: Int(day))) == days)
         }
     }

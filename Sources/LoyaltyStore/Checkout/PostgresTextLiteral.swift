@@ -42,7 +42,7 @@ enum PostgresTextLiteral {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1_000).rounded())
         let (seconds, millisecond) = floorDivision(milliseconds, 1_000)
         let (days, secondOfDay) = floorDivision(seconds, 86_400)
-        let (year, month, day) = civil(daysSince1970: days)
+        let (year, month, day) = RFC3339.civil(daysSince1970: days)
         precondition((1...9_999).contains(year), "timestamp year \(year) out of range")
         var bytes = [UInt8]()
         bytes.reserveCapacity(24)
@@ -68,19 +68,5 @@ enum PostgresTextLiteral {
     private static func floorDivision(_ value: Int64, _ divisor: Int64) -> (quotient: Int64, remainder: Int64) {
         let (quotient, remainder) = value.quotientAndRemainder(dividingBy: divisor)
         return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
-    }
-
-    /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`, the
-    /// inverse of `RFC3339.daysFromCivil`).
-    static func civil(daysSince1970 days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

@@ -212,19 +212,9 @@ public struct RulesEvaluator: Sendable {
             guard let total = ExactArithmetic.floor(exactTotal) else { throw .overflow("the total award") }
             // floor(Σ exact) − Σ floor(exact) is below the number of lines with a remainder, so every extra
             // unit goes to a different line that has one.
-            var leftover = total - awards.reduce(0, +)
-            let order = drafts.indices
-                .filter { drafts[$0].numerator.map { $0 % d != 0 } ?? false }
-                .sorted { left, right in
-                    let (l, r) = (drafts[left].numerator! % d, drafts[right].numerator! % d)
-                    return l != r ? l > r : left < right
-                }
-            var bonus = Set<Int>()
-            for index in order where leftover > 0 {
-                awards[index] += 1
-                bonus.insert(index)
-                leftover -= 1
-            }
+            let bonus = Self.largestRemainders(drafts.map { $0.numerator.map { $0 % d } ?? 0 },
+                                               units: total - awards.reduce(0, +))
+            for index in bonus { awards[index] += 1 }
             for index in drafts.indices {
                 guard let numerator = drafts[index].numerator else { continue }
                 drafts[index].steps.append(ExplanationStep(.roundedInBasket(
@@ -235,6 +225,16 @@ public struct RulesEvaluator: Sendable {
                 unit: unit, exactTotal: ExactArithmetic.decimal(exactTotal), total: total)))
         }
         return awards
+    }
+
+    /// The indices that get one of `units` each: the largest non-zero remainders first, ties to the earlier index.
+    /// Callers pass fewer units than there are non-zero remainders (a floored sum's leftover).
+    static func largestRemainders(_ remainders: [UInt128], units: Int64) -> Set<Int> {
+        let order = remainders.indices.filter { remainders[$0] != 0 }.sorted { left, right in
+            remainders[left] != remainders[right] ? remainders[left] > remainders[right] : left < right
+        }
+        assert(units >= 0 && units <= Int64(order.count))
+        return Set(order.prefix(Int(units)))
     }
 
     /// The awards under `earn.max_award_per_basket`: unchanged at or below it; above it, scaled down to it by
@@ -249,18 +249,10 @@ public struct RulesEvaluator: Sendable {
         else { return awards }
         let products = awards.map { UInt128($0) * UInt128(cap) }
         var result = products.map { Int64($0 / total) }  // ≤ award: fits
-        var leftover = cap - result.reduce(0, +)  // below the number of lines with a remainder
-        let order = awards.indices
-            .filter { products[$0] % total != 0 }
-            .sorted { left, right in
-                let (l, r) = (products[left] % total, products[right] % total)
-                return l != r ? l > r : left < right
-            }
-        for index in order where leftover > 0 {
+        for index in Self.largestRemainders(products.map { $0 % total }, units: cap - result.reduce(0, +)) {
             result[index] += 1
-            leftover -= 1
         }
-        assert(leftover == 0 && result.reduce(0, +) == cap)
+        assert(result.reduce(0, +) == cap)
         basketSteps.append(ExplanationStep(.basketCapped(unit: unit, uncapped: uncapped, cap: cap)))
         for index in drafts.indices where result[index] != awards[index] {
             drafts[index].steps.append(ExplanationStep(.lineCapped(unit: unit, award: awards[index], capped: result[index])))

@@ -48,6 +48,29 @@ struct MemberCacheLocalTests {
         return false
     }
 
+    /// Two caches ("servers") on one Redis namespace, each with its own client, both invalidation connections live.
+    struct TwoServers {
+        let a: MemberCache, b: MemberCache
+        let redisA: RedisClient, redisB: RedisClient
+        let namespace: String
+
+        func close() async {
+            await a.close(); await b.close(); await redisA.shutdown(); await redisB.shutdown()
+        }
+    }
+
+    static func twoServers(_ url: RedisURL? = nil, epochRefreshInterval: Duration = .seconds(5)) async throws -> TwoServers {
+        let namespace = uniqueNamespace()
+        let (a, redisA) = try makeCache(url, namespace: namespace, epochRefreshInterval: epochRefreshInterval)
+        let (b, redisB) = try makeCache(url, namespace: namespace, epochRefreshInterval: epochRefreshInterval)
+        let servers = TwoServers(a: a, b: b, redisA: redisA, redisB: redisB, namespace: namespace)
+        do { try await waitLive(a, b) } catch {
+            await servers.close()
+            throw error
+        }
+        return servers
+    }
+
     static func waitLive(_ caches: MemberCache...) async throws {
         for cache in caches {
             _ = try await cache.epoch().get()
@@ -57,11 +80,9 @@ struct MemberCacheLocalTests {
 
     @Test("a write through A is seen by B's next lookup once the invalidation has arrived; B's hits need no Redis")
     func writeThroughOtherServer() async throws {
-        let namespace = Self.uniqueNamespace()
-        let (a, redisA) = try Self.makeCache(namespace: namespace)
-        let (b, redisB) = try Self.makeCache(namespace: namespace)
-        defer { Task { await a.close(); await b.close(); await redisA.shutdown(); await redisB.shutdown() } }
-        try await Self.waitLive(a, b)
+        let servers = try await Self.twoServers()
+        let (a, b, redisB) = (servers.a, servers.b, servers.redisB)
+        defer { Task { await servers.close() } }
 
         let first = Self.member(21, version: 1, card: "C-21", phone: "+4921")
         #expect(try await a.put(first) == .stored)
@@ -94,11 +115,9 @@ struct MemberCacheLocalTests {
     /// held the previous one locally. Printed as p50/p99 over the rounds; docs/performance.md quotes it.
     @Test("invalidation delay, measured")
     func invalidationDelay() async throws {
-        let namespace = Self.uniqueNamespace()
-        let (a, redisA) = try Self.makeCache(namespace: namespace)
-        let (b, redisB) = try Self.makeCache(namespace: namespace)
-        defer { Task { await a.close(); await b.close(); await redisA.shutdown(); await redisB.shutdown() } }
-        try await Self.waitLive(a, b)
+        let servers = try await Self.twoServers()
+        let (a, b) = (servers.a, servers.b)
+        defer { Task { await servers.close() } }
 
         let rounds = 300
         var delaysUs: [Int64] = []
@@ -132,12 +151,10 @@ struct MemberCacheLocalTests {
 
     @Test("CLIENT KILL of the invalidation connection drops the local level; no stale answer afterwards")
     func killedInvalidationConnection() async throws {
-        let namespace = Self.uniqueNamespace()
-        let (a, redisA) = try Self.makeCache(namespace: namespace)
-        let (b, redisB) = try Self.makeCache(namespace: namespace)
+        let servers = try await Self.twoServers()
+        let (a, b) = (servers.a, servers.b)
         let admin = try TestServices.redisClient()
-        defer { Task { await a.close(); await b.close(); await redisA.shutdown(); await redisB.shutdown(); await admin.shutdown() } }
-        try await Self.waitLive(a, b)
+        defer { Task { await servers.close(); await admin.shutdown() } }
 
         #expect(try await a.put(Self.member(23, version: 1)) == .stored)
         try #require(await Self.waitUntil("B holds member 23") {
@@ -165,12 +182,10 @@ struct MemberCacheLocalTests {
 
     @Test("the epoch moved by another server: local copies are dropped and not served")
     func epochMoved() async throws {
-        let namespace = Self.uniqueNamespace()
-        let (a, redisA) = try Self.makeCache(namespace: namespace)
-        let (b, redisB) = try Self.makeCache(namespace: namespace)
+        let servers = try await Self.twoServers()
+        let (a, b, namespace) = (servers.a, servers.b, servers.namespace)
         let admin = try TestServices.redisClient()
-        defer { Task { await a.close(); await b.close(); await redisA.shutdown(); await redisB.shutdown(); await admin.shutdown() } }
-        try await Self.waitLive(a, b)
+        defer { Task { await servers.close(); await admin.shutdown() } }
 
         #expect(try await a.put(Self.member(24, version: 1, card: "C-24")) == .stored)
         try #require(await Self.waitUntil("B holds member 24 and its card") {
@@ -191,11 +206,9 @@ struct MemberCacheLocalTests {
         let port = try freePort()
         let first = try await RedisProcess.start(port: port)
         defer { first.stop() }
-        let namespace = Self.uniqueNamespace()
-        let (a, redisA) = try Self.makeCache(first.url, namespace: namespace, epochRefreshInterval: .milliseconds(200))
-        let (b, redisB) = try Self.makeCache(first.url, namespace: namespace, epochRefreshInterval: .milliseconds(200))
-        defer { Task { await a.close(); await b.close(); await redisA.shutdown(); await redisB.shutdown() } }
-        try await Self.waitLive(a, b)
+        let servers = try await Self.twoServers(first.url, epochRefreshInterval: .milliseconds(200))
+        let (a, b) = (servers.a, servers.b)
+        defer { Task { await servers.close() } }
 
         #expect(try await a.put(Self.member(25, version: 1)) == .stored)
         try #require(await Self.waitUntil("B holds member 25") {
@@ -243,11 +256,9 @@ struct MemberCacheLocalTests {
 
     @Test("a blocked or erased member is never served from either level after the change is acknowledged")
     func blockedAndErasedNotServed() async throws {
-        let namespace = Self.uniqueNamespace()
-        let (a, redisA) = try Self.makeCache(namespace: namespace)
-        let (b, redisB) = try Self.makeCache(namespace: namespace)
-        defer { Task { await a.close(); await b.close(); await redisA.shutdown(); await redisB.shutdown() } }
-        try await Self.waitLive(a, b)
+        let servers = try await Self.twoServers()
+        let (a, b) = (servers.a, servers.b)
+        defer { Task { await servers.close() } }
 
         // Both servers hold the active member locally, by id and by card.
         let active = Self.member(26, version: 1, card: "C-26", phone: "+4926")
